@@ -1,0 +1,154 @@
+"""Ollama's wire schema for requests (pydantic), with Go-style decode errors.
+
+Requests are validated into these models; unknown fields are kept (``extra="allow"``) and
+ignored, as Ollama's Go decoder does. A field of the wrong type is reported with the message Go's
+``encoding/json`` would give, e.g. ``json: cannot unmarshal string into Go struct field
+GenerateRequest.stream of type bool``, because that is what Ollama clients see.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pollama.errors import InvalidRequest
+
+T = TypeVar("T", bound="WireModel")
+
+_GO_TYPES = {
+    "bool_type": "bool", "bool_parsing": "bool", "string_type": "string", "int_type": "int",
+    "int_parsing": "int", "int_from_float": "int", "float_type": "float64", "float_parsing": "float64",
+    "list_type": "array", "dict_type": "object", "model_type": "object", "model_attributes_type": "object",
+}
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @classmethod
+    def parse_body(cls: type[T], body: Any) -> T:
+        if not isinstance(body, dict):
+            raise InvalidRequest(f"json: cannot unmarshal {_json_kind(body)} into Go value of type api.{cls.__name__}")
+        try:
+            return cls.model_validate(body)
+        except ValidationError as e:
+            err = e.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            go = _GO_TYPES.get(err["type"])
+            if go:
+                raise InvalidRequest(
+                    f"json: cannot unmarshal {_json_kind(err.get('input'))} into Go struct field "
+                    f"{cls.__name__}.{loc} of type {go}"
+                ) from None
+            raise InvalidRequest(f"invalid request: {loc}: {err['msg']}") from None
+
+
+class ToolCallFunction(WireModel):
+    index: int | None = None
+    name: str
+    arguments: dict[str, Any] | str = {}
+
+
+class ToolCall(WireModel):
+    id: str | None = None
+    type: str | None = None
+    function: ToolCallFunction
+
+
+class Message(WireModel):
+    role: str
+    content: str = ""
+    thinking: str | None = None
+    images: list[str] | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_name: str | None = None
+    tool_call_id: str | None = None
+
+
+class GenerateRequest(WireModel):
+    model: str = ""
+    prompt: str = ""
+    suffix: str = ""
+    system: str | None = None
+    template: str | None = None
+    context: list[int] | None = None
+    stream: bool | None = None
+    raw: bool = False
+    format: Any = None
+    keep_alive: Any = None
+    images: list[str] | None = None
+    options: dict[str, Any] | None = None
+    think: Any = None
+    truncate: bool | None = None
+    shift: bool | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+
+class ChatRequest(WireModel):
+    model: str = ""
+    messages: list[Message] = []
+    tools: list[dict[str, Any]] | None = None
+    stream: bool | None = None
+    format: Any = None
+    keep_alive: Any = None
+    options: dict[str, Any] | None = None
+    think: Any = None
+    truncate: bool | None = None
+    shift: bool | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+    tool_choice: Any = None
+
+
+class ModelRequest(WireModel):
+    """show / delete / pull / push: ``model`` with the legacy ``name`` fallback."""
+
+    model: str = ""
+    name: str = ""
+    verbose: bool = False
+    system: str | None = None
+    template: str | None = None
+    options: dict[str, Any] | None = None
+    insecure: bool = False
+    stream: bool | None = None
+
+    @property
+    def target(self) -> str:
+        return (self.model or self.name).strip()
+
+
+class CopyRequest(WireModel):
+    source: str = ""
+    destination: str = ""
+
+
+class EmbedRequest(WireModel):
+    model: str = ""
+    input: Any = None
+    truncate: bool | None = None
+    dimensions: int | None = None
+    keep_alive: Any = None
+    options: dict[str, Any] | None = None
+
+
+class EmbeddingsRequest(WireModel):
+    model: str = ""
+    prompt: str = ""
+    keep_alive: Any = None
+    options: dict[str, Any] | None = None

@@ -1,0 +1,198 @@
+"""The engine: every operation the API offers, composed from store, scheduler and runner."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from pollama.engine.inference import InferenceMixin
+from pollama.engine.timefmt import local_iso
+from pollama.envconfig import Settings
+from pollama.errors import InvalidModelName, InvalidRequest, ModelNotFound, RegistryError
+from pollama.runner.base import Runner, RunnerSpec
+from pollama.sched.scheduler import Scheduler
+from pollama.store.bundled import find_bundled, import_bundled
+from pollama.store.model import Model, load_model
+from pollama.store.store import Store
+from pollama.types.duration import FOREVER
+from pollama.types.names import ModelName
+
+log = logging.getLogger("pollama.engine")
+
+
+def default_runner_factory(settings: Settings) -> Callable[[RunnerSpec], Runner]:
+    from pollama.runner.llamacpp import LlamaCppRunner
+
+    def make(spec: RunnerSpec) -> Runner:
+        return LlamaCppRunner(spec, load_timeout=settings.load_timeout, verbose=settings.debug >= 2)
+
+    return make
+
+
+class Engine(InferenceMixin):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        scheduler: Scheduler | None = None,
+        runner_factory: Callable[[RunnerSpec], Runner] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or Store(settings.models)
+        self.scheduler = scheduler or Scheduler(
+            runner_factory or default_runner_factory(settings),
+            max_loaded=settings.loaded_model_limit,
+            max_queue=settings.max_queue,
+            default_keep_alive=settings.keep_alive,
+        )
+        self.runner_verbose = settings.debug >= 2
+
+    async def close(self) -> None:
+        await self.scheduler.shutdown()
+
+    # ---- names and models --------------------------------------------------------------
+
+    @staticmethod
+    def parse_name(name: str) -> ModelName:
+        return ModelName.parse(name)
+
+    def resolve(self, name: str, not_found: str | None = None) -> Model:
+        parsed = ModelName.parse(name)
+        return load_model(self.store, parsed, not_found)
+
+    # ---- listing -----------------------------------------------------------------------
+
+    def list_models(self) -> dict[str, Any]:
+        models = []
+        for e in self.store.list():
+            try:
+                m = load_model(self.store, e.name)
+                details = m.details()
+            except Exception:  # an unreadable model is listed with what the manifest says
+                details = {"parent_model": "", "format": "gguf", "family": "", "families": None,
+                           "parameter_size": "", "quantization_level": ""}
+            models.append({
+                "name": e.name.display, "model": e.name.display, "modified_at": local_iso(e.modified),
+                "size": e.manifest.total_size, "digest": e.digest, "details": details,
+            })
+        return {"models": models}
+
+    def ps(self) -> dict[str, Any]:
+        out = []
+        for entry in self.scheduler.running():
+            info = entry.info
+            size = entry.runner.memory_bytes or entry.estimate
+            out.append({
+                "name": info.get("name"), "model": info.get("model"), "size": size,
+                "digest": info.get("digest"), "details": info.get("details"),
+                "expires_at": local_iso(entry.expires_at), "size_vram": 0,
+                "context_length": entry.spec.num_ctx,
+            })
+        return {"models": out}
+
+    def show(self, name: str, verbose: bool = False, system: str | None = None) -> dict[str, Any]:
+        from pollama.engine.show import show_model
+
+        if not name:
+            raise InvalidRequest("model is required")
+        try:
+            parsed = ModelName.parse(name)
+        except InvalidModelName:
+            raise InvalidRequest("invalid model name") from None
+        try:
+            model = load_model(self.store, parsed)
+        except ModelNotFound:
+            raise ModelNotFound(parsed.display) from None
+        return show_model(self.store, model, verbose=verbose, system=system)
+
+    # ---- copy / delete -----------------------------------------------------------------
+
+    def copy(self, source: str, destination: str) -> None:
+        try:
+            src = ModelName.parse(source)
+        except InvalidModelName:
+            raise InvalidRequest(f'source "{source}" is invalid') from None
+        try:
+            dst = ModelName.parse(destination)
+        except InvalidModelName:
+            raise InvalidRequest(f'destination "{destination}" is invalid') from None
+        if not self.store.has_model(src):
+            raise ModelNotFound(source, f'model "{source}" not found')
+        self.store.copy(src, dst)
+
+    async def delete(self, name: str) -> None:
+        if not name:
+            raise InvalidRequest("model is required")
+        try:
+            parsed = ModelName.parse(name)
+        except InvalidModelName:
+            raise InvalidRequest(f'name "{name}" is invalid') from None
+        if not self.store.has_model(parsed):
+            raise ModelNotFound(name)
+        model = load_model(self.store, parsed)
+        # Unload the runner if no other stored name points at the same weights.
+        if model.model_path is not None:
+            others = [e for e in self.store.list() if e.name != model.name and
+                      any(layer.digest == str(model.model_path.name).replace("-", ":", 1) for layer in e.manifest.layers)]
+            if not others:
+                await self.scheduler.unload(str(model.model_path))
+        self.store.delete(parsed, prune=not self.settings.noprune)
+
+    # ---- pull --------------------------------------------------------------------------
+
+    async def pull(self, name: str, insecure: bool = False) -> AsyncIterator[dict[str, Any]]:
+        """Validate eagerly, then stream pull progress."""
+        if not name:
+            raise InvalidRequest("model is required")
+        try:
+            parsed = ModelName.parse(name)
+        except InvalidModelName:
+            raise InvalidRequest("invalid model name") from None
+        bundled = find_bundled(parsed)
+        if bundled is not None:
+            return _iterate_sync(lambda: import_bundled(self.store, parsed, bundled))
+        return self._pull_registry(parsed, insecure)
+
+    async def _pull_registry(self, name: ModelName, insecure: bool) -> AsyncIterator[dict[str, Any]]:
+        try:
+            from pollama.store.registry import pull_model  # the registry client
+        except ImportError:
+            yield {"status": "pulling manifest"}
+            raise RegistryError("pull model manifest: file does not exist")
+        async for progress in pull_model(self.store, name, insecure=insecure, prune=not self.settings.noprune):
+            yield progress
+
+
+async def _iterate_sync(make: Callable[[], Any]) -> AsyncIterator[dict[str, Any]]:
+    """Run a blocking generator in a worker thread, yielding its items on the event loop."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def work() -> None:
+        try:
+            for item in make():
+                loop.call_soon_threadsafe(queue.put_nowait, ("item", item))
+        except BaseException as e:  # forwarded to the consumer
+            loop.call_soon_threadsafe(queue.put_nowait, ("error", e))
+        else:
+            loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
+
+    fut = loop.run_in_executor(None, work)
+    while True:
+        kind, value = await queue.get()
+        if kind == "item":
+            yield value
+        elif kind == "error":
+            await fut
+            if isinstance(value, FileNotFoundError):
+                raise RegistryError(str(value))
+            raise value
+        else:
+            await fut
+            return
+
+
+__all__ = ["Engine", "FOREVER"]

@@ -1,0 +1,204 @@
+"""The HTTP server: Ollama's native API (and, mounted beside it, the compatibility APIs).
+
+Handlers are adapters: parse the body into a wire model, make one engine call, render. Errors
+propagate to one handler that uses ``server/errors.py``'s table. Streams are NDJSON; the first
+chunk is produced before the response starts, so an error that happens before any output (an
+unknown model, a full queue, a runner that fails to load) gets its proper HTTP status. After that,
+an error becomes the stream's last line, ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pollama import OLLAMA_COMPAT_VERSION
+from pollama.api.types import ChatRequest, CopyRequest, GenerateRequest, ModelRequest
+from pollama.engine import Engine
+from pollama.errors import InvalidRequest, PollamaError
+from pollama.server.errors import message_for, status_for
+from pollama.server.middleware import install_middleware
+
+log = logging.getLogger("pollama.server")
+
+NDJSON = "application/x-ndjson"
+
+
+class BodyTooLarge(InvalidRequest):
+    pass
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """Read and decode a JSON body, enforcing the size limit while reading."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"request body too large: {declared} bytes exceeds the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"request body too large: exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise InvalidRequest("missing request body")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise InvalidRequest("invalid character in request body: not valid UTF-8") from None
+    except json.JSONDecodeError as e:
+        raise InvalidRequest(f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+
+
+def error_response(exc: BaseException) -> JSONResponse:
+    status = 413 if isinstance(exc, BodyTooLarge) else status_for(exc)
+    if status >= 500 and not isinstance(exc, PollamaError):
+        log.exception("unhandled error", exc_info=exc)
+    return JSONResponse({"error": message_for(exc)}, status_code=status)
+
+
+def _line(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+async def stream_or_fold(
+    chunks: AsyncIterator[dict[str, Any]], stream: bool, fold: str | None
+) -> Response:
+    """Stream NDJSON, or fold the chunks into the final object (``fold`` names the text field)."""
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        return JSONResponse({"error": "no response"}, status_code=500)
+    if not stream:
+        return JSONResponse(await _fold(first, chunks, fold))
+
+    async def body() -> AsyncIterator[bytes]:
+        yield _line(first)
+        try:
+            async for c in chunks:
+                yield _line(c)
+        except Exception as exc:  # mid-stream: the error is the last line
+            if not isinstance(exc, PollamaError):
+                log.exception("error mid-stream")
+            yield _line({"error": message_for(exc)})
+
+    return StreamingResponse(body(), media_type=NDJSON)
+
+
+async def _fold(first: dict[str, Any], rest: AsyncIterator[dict[str, Any]], fold: str | None) -> dict[str, Any]:
+    items = [first]
+    async for c in rest:
+        items.append(c)
+    final = dict(items[-1])
+    if fold == "response":
+        final["response"] = "".join(i.get("response", "") for i in items)
+        for key in ("thinking",):
+            joined = "".join(i.get(key, "") for i in items)
+            if joined:
+                final[key] = joined
+        lp = [x for i in items for x in i.get("logprobs", [])]
+        if lp:
+            final["logprobs"] = lp
+    elif fold == "message":
+        msg = dict(final.get("message", {"role": "assistant"}))
+        msg["content"] = "".join(i.get("message", {}).get("content", "") for i in items)
+        thinking = "".join(i.get("message", {}).get("thinking", "") or "" for i in items)
+        if thinking:
+            msg["thinking"] = thinking
+        calls = [tc for i in items for tc in (i.get("message", {}).get("tool_calls") or [])]
+        if calls:
+            msg["tool_calls"] = calls
+        final["message"] = msg
+        lp = [x for i in items for x in i.get("logprobs", [])]
+        if lp:
+            final["logprobs"] = lp
+    return final
+
+
+def create_app(engine: Engine) -> FastAPI:
+    settings = engine.settings
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.close()
+
+    app = FastAPI(title="pollama", version=OLLAMA_COMPAT_VERSION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    app.state.engine = engine
+    install_middleware(app, settings)
+
+    @app.exception_handler(PollamaError)
+    async def _domain(_: Request, exc: PollamaError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return PlainTextResponse("404 page not found", status_code=404)
+        if exc.status_code == 405:
+            return PlainTextResponse("405 method not allowed", status_code=405)
+        return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
+
+    async def body(request: Request) -> Any:
+        return await read_json(request, settings.max_body)
+
+    @app.api_route("/", methods=["GET", "HEAD"])
+    async def root() -> Response:
+        return PlainTextResponse("Ollama is running")
+
+    @app.api_route("/api/version", methods=["GET", "HEAD"])
+    async def version() -> Response:
+        return JSONResponse({"version": OLLAMA_COMPAT_VERSION})
+
+    @app.api_route("/api/tags", methods=["GET", "HEAD"])
+    async def tags() -> Response:
+        return JSONResponse(engine.list_models())
+
+    @app.get("/api/ps")
+    async def ps() -> Response:
+        return JSONResponse(engine.ps())
+
+    @app.post("/api/show")
+    async def show(request: Request) -> Response:
+        req = ModelRequest.parse_body(await body(request))
+        return JSONResponse(engine.show(req.target, verbose=req.verbose, system=req.system))
+
+    @app.post("/api/generate")
+    async def generate(request: Request) -> Response:
+        req = GenerateRequest.parse_body(await body(request))
+        chunks = await engine.generate(req)
+        return await stream_or_fold(chunks, req.stream is not False, "response")
+
+    @app.post("/api/chat")
+    async def chat(request: Request) -> Response:
+        req = ChatRequest.parse_body(await body(request))
+        chunks = await engine.chat(req)
+        return await stream_or_fold(chunks, req.stream is not False, "message")
+
+    @app.post("/api/copy")
+    async def copy(request: Request) -> Response:
+        req = CopyRequest.parse_body(await body(request))
+        engine.copy(req.source, req.destination)
+        return Response(status_code=200)
+
+    @app.delete("/api/delete")
+    async def delete(request: Request) -> Response:
+        req = ModelRequest.parse_body(await body(request))
+        await engine.delete(req.target)
+        return Response(status_code=200)
+
+    @app.post("/api/pull")
+    async def pull(request: Request) -> Response:
+        req = ModelRequest.parse_body(await body(request))
+        progress = await engine.pull(req.target, insecure=req.insecure)
+        return await stream_or_fold(progress, req.stream is not False, None)
+
+    return app
