@@ -8,16 +8,21 @@ GenerateRequest.stream of type bool``, because that is what Ollama clients see.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Strict, ValidationError
 
 from pollama.errors import InvalidRequest
 
 T = TypeVar("T", bound="WireModel")
 
+# Strict scalars: JSON `"yes"` is not a bool and `"3"` is not an int, as in Go.
+SBool = Annotated[bool, Strict()]
+SInt = Annotated[int, Strict()]
+SStr = Annotated[str, Strict()]
+
 _GO_TYPES = {
-    "bool_type": "bool", "bool_parsing": "bool", "string_type": "string", "int_type": "int",
+    "bool_type": "bool", "bool_parsing": "bool", "string_type": "string", "int_type": "int", "string_type_strict": "string",
     "int_parsing": "int", "int_from_float": "int", "float_type": "float64", "float_parsing": "float64",
     "list_type": "array", "dict_type": "object", "model_type": "object", "model_attributes_type": "object",
 }
@@ -59,74 +64,74 @@ class WireModel(BaseModel):
 
 
 class ToolCallFunction(WireModel):
-    index: int | None = None
+    index: SInt | None = None
     name: str
     arguments: dict[str, Any] | str = {}
 
 
 class ToolCall(WireModel):
-    id: str | None = None
-    type: str | None = None
+    id: SStr | None = None
+    type: SStr | None = None
     function: ToolCallFunction
 
 
 class Message(WireModel):
-    role: str
-    content: str = ""
-    thinking: str | None = None
-    images: list[str] | None = None
+    role: SStr
+    content: SStr = ""
+    thinking: SStr | None = None
+    images: list[SStr] | None = None
     tool_calls: list[ToolCall] | None = None
-    tool_name: str | None = None
-    tool_call_id: str | None = None
+    tool_name: SStr | None = None
+    tool_call_id: SStr | None = None
 
 
 class GenerateRequest(WireModel):
-    model: str = ""
-    prompt: str = ""
-    suffix: str = ""
-    system: str | None = None
-    template: str | None = None
-    context: list[int] | None = None
-    stream: bool | None = None
-    raw: bool = False
+    model: SStr = ""
+    prompt: SStr = ""
+    suffix: SStr = ""
+    system: SStr | None = None
+    template: SStr | None = None
+    context: list[SInt] | None = None
+    stream: SBool | None = None
+    raw: SBool = False
     format: Any = None
     keep_alive: Any = None
-    images: list[str] | None = None
+    images: list[SStr] | None = None
     options: dict[str, Any] | None = None
     think: Any = None
-    truncate: bool | None = None
-    shift: bool | None = None
-    logprobs: bool = False
-    top_logprobs: int = 0
+    truncate: SBool | None = None
+    shift: SBool | None = None
+    logprobs: SBool = False
+    top_logprobs: SInt = 0
 
 
 class ChatRequest(WireModel):
-    model: str = ""
+    model: SStr = ""
     messages: list[Message] = []
     tools: list[dict[str, Any]] | None = None
-    stream: bool | None = None
+    stream: SBool | None = None
     format: Any = None
     keep_alive: Any = None
     options: dict[str, Any] | None = None
     think: Any = None
-    truncate: bool | None = None
-    shift: bool | None = None
-    logprobs: bool = False
-    top_logprobs: int = 0
+    truncate: SBool | None = None
+    shift: SBool | None = None
+    logprobs: SBool = False
+    top_logprobs: SInt = 0
     tool_choice: Any = None
 
 
 class ModelRequest(WireModel):
     """show / delete / pull / push: ``model`` with the legacy ``name`` fallback."""
 
-    model: str = ""
-    name: str = ""
-    verbose: bool = False
-    system: str | None = None
-    template: str | None = None
+    model: SStr = ""
+    name: SStr = ""
+    verbose: SBool = False
+    system: SStr | None = None
+    template: SStr | None = None
     options: dict[str, Any] | None = None
-    insecure: bool = False
-    stream: bool | None = None
+    insecure: SBool = False
+    stream: SBool | None = None
 
     @property
     def target(self) -> str:
@@ -134,21 +139,21 @@ class ModelRequest(WireModel):
 
 
 class CopyRequest(WireModel):
-    source: str = ""
-    destination: str = ""
+    source: SStr = ""
+    destination: SStr = ""
 
 
 class EmbedRequest(WireModel):
-    model: str = ""
+    model: SStr = ""
     input: Any = None
-    truncate: bool | None = None
-    dimensions: int | None = None
+    truncate: SBool | None = None
+    dimensions: SInt | None = None
     keep_alive: Any = None
     options: dict[str, Any] | None = None
 
 
 class EmbeddingsRequest(WireModel):
-    model: str = ""
-    prompt: str = ""
+    model: SStr = ""
+    prompt: SStr = ""
     keep_alive: Any = None
     options: dict[str, Any] | None = None

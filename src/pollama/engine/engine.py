@@ -61,7 +61,7 @@ class Engine(InferenceMixin):
 
     def resolve(self, name: str, not_found: str | None = None) -> Model:
         parsed = ModelName.parse(name)
-        return load_model(self.store, parsed, not_found)
+        return load_model(self.store, parsed, not_found or f"model '{name}' not found")
 
     # ---- listing -----------------------------------------------------------------------
 

@@ -91,6 +91,9 @@ class InferenceMixin:
         train = model.train_ctx
         if num_ctx < 4:
             num_ctx = 4
+        requested = (options or {}).get("num_ctx") is not None
+        if train and num_ctx > train and not requested:
+            num_ctx = train  # the server default (or a Modelfile's) is capped, as Ollama does
         if train and num_ctx > train:
             raise InvalidRequest(
                 f"num_ctx {num_ctx} exceeds the model's trained context length of {train} tokens; "
@@ -132,6 +135,7 @@ class InferenceMixin:
             go=override if override is not None else model.template,
             jinja=model.jinja_template,
             bos_token=tok("tokenizer.ggml.bos_token_id"),
+            adds_bos=md.get("tokenizer.ggml.add_bos_token") is True,
             eos_token=tok("tokenizer.ggml.eos_token_id"),
         )
 
@@ -272,8 +276,8 @@ class InferenceMixin:
         opts = p.options
         num_ctx = opts["num_ctx"]
         try:
-            if src.bos_token and text.startswith(src.bos_token) and entry.runner is not None:
-                text = text[len(src.bos_token):]  # the tokenizer adds BOS itself
+            if src.adds_bos and src.bos_token and text.startswith(src.bos_token):
+                text = text[len(src.bos_token):]  # the tokenizer adds BOS itself; don't double it
             tokens = await runner.tokenize(text)
             if context:
                 tokens = list(context) + tokens

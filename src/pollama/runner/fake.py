@@ -21,8 +21,12 @@ _pids = itertools.count(100000)
 Responder = Callable[[str, CompletionRequest], str]
 
 
+FOX = "The quick brown fox jumps over the lazy dog."
+
+
 def echo_responder(prompt: str, req: CompletionRequest) -> str:
-    return f"echo: {prompt[-40:]}"
+    """The default script: the same sentence whatever the prompt."""
+    return FOX
 
 
 class FakeRunner:
@@ -34,6 +38,7 @@ class FakeRunner:
         load_delay: float = 0.0,
         memory: int = 100 << 20,
         fail_start: str | None = None,
+        crash_after: int | None = None,
     ) -> None:
         self.spec = spec
         self.responder = responder
@@ -46,7 +51,7 @@ class FakeRunner:
         self.requests: list[CompletionRequest] = []
         self.active = 0
         self.max_active = 0
-        self.crash_next = False
+        self.crash_after = crash_after  # die after streaming this many tokens
 
     @property
     def pid(self) -> int | None:
@@ -109,7 +114,7 @@ class FakeRunner:
                 if hit:
                     stop_type = "word"
                     break
-                if self.crash_next:
+                if self.crash_after is not None and i >= self.crash_after:
                     self._alive = False
                     raise RunnerError("llama runner process no longer running: -9")
                 if self.token_delay:

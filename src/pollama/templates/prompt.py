@@ -18,6 +18,7 @@ class TemplateSource:
     jinja: str | None = None
     bos_token: str = ""
     eos_token: str = ""
+    adds_bos: bool = False  # the tokenizer prepends BOS itself
 
 
 def render_chat(
