@@ -89,7 +89,12 @@ CHAT_REQUESTS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ),
     (
         "roles: developer becomes system, roles lowercased",
-        {"messages": [{"role": "developer", "content": "be nice"}, {"role": "User", "content": "x"}]},
+        {
+            "messages": [
+                {"role": "developer", "content": "be nice"},
+                {"role": "User", "content": "x"},
+            ]
+        },
         {
             "model": "m",
             "messages": [
@@ -163,11 +168,24 @@ CHAT_REQUESTS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
                                 "arguments": {"city": "Paris"},
                             },
                         },
-                        {"id": "call_2", "function": {"index": 1, "name": "noargs", "arguments": {}}},
+                        {
+                            "id": "call_2",
+                            "function": {"index": 1, "name": "noargs", "arguments": {}},
+                        },
                     ],
                 },
-                {"role": "tool", "content": "sunny", "tool_name": "get_weather", "tool_call_id": "call_1"},
-                {"role": "tool", "content": "ok", "tool_name": "explicit", "tool_call_id": "call_2"},
+                {
+                    "role": "tool",
+                    "content": "sunny",
+                    "tool_name": "get_weather",
+                    "tool_call_id": "call_1",
+                },
+                {
+                    "role": "tool",
+                    "content": "ok",
+                    "tool_name": "explicit",
+                    "tool_call_id": "call_2",
+                },
             ],
             "stream": False,
             "options": DEFAULT_OPTS,
@@ -210,7 +228,13 @@ CHAT_REQUESTS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     (
         "response_format json_object",
         {"messages": USER_HI, "response_format": {"type": "json_object"}},
-        {"model": "m", "messages": USER_HI, "stream": False, "options": DEFAULT_OPTS, "format": "json"},
+        {
+            "model": "m",
+            "messages": USER_HI,
+            "stream": False,
+            "options": DEFAULT_OPTS,
+            "format": "json",
+        },
     ),
     (
         "response_format json_schema",
@@ -250,17 +274,31 @@ CHAT_REQUESTS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     (
         "reasoning.effort none → think false (wins over reasoning_effort)",
         {"messages": USER_HI, "reasoning": {"effort": "none"}, "reasoning_effort": "high"},
-        {"model": "m", "messages": USER_HI, "stream": False, "options": DEFAULT_OPTS, "think": False},
+        {
+            "model": "m",
+            "messages": USER_HI,
+            "stream": False,
+            "options": DEFAULT_OPTS,
+            "think": False,
+        },
     ),
     (
         "reasoning_effort xhigh → max",
         {"messages": USER_HI, "reasoning_effort": "xhigh"},
-        {"model": "m", "messages": USER_HI, "stream": False, "options": DEFAULT_OPTS, "think": "max"},
+        {
+            "model": "m",
+            "messages": USER_HI,
+            "stream": False,
+            "options": DEFAULT_OPTS,
+            "think": "max",
+        },
     ),
 ]
 
 
-@pytest.mark.parametrize(("name", "body", "expected"), CHAT_REQUESTS, ids=[c[0] for c in CHAT_REQUESTS])
+@pytest.mark.parametrize(
+    ("name", "body", "expected"), CHAT_REQUESTS, ids=[c[0] for c in CHAT_REQUESTS]
+)
 def test_chat_request_to_native(name: str, body: dict[str, Any], expected: dict[str, Any]) -> None:
     assert chat(body) == expected
 
@@ -268,15 +306,33 @@ def test_chat_request_to_native(name: str, body: dict[str, Any], expected: dict[
 CHAT_REQUEST_ERRORS: list[tuple[dict[str, Any], str]] = [
     ({"messages": []}, "[] is too short - 'messages'"),
     (
-        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "https://x/y.png"}]}]},
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "image_url", "image_url": "https://x/y.png"}]}
+            ]
+        },
         "image URLs are not currently supported, please use base64 encoded data instead",
     ),
     (
-        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "data:image/gif;base64,AA=="}]}]},
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": "data:image/gif;base64,AA=="}],
+                }
+            ]
+        },
         "invalid image input",
     ),
     (
-        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "data:image/png;base64,%%%"}]}]},
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": "data:image/png;base64,%%%"}],
+                }
+            ]
+        },
         "invalid image input",
     ),
     ({"messages": [{"role": "user", "content": [{"type": "video"}]}]}, "invalid message format"),
@@ -284,11 +340,27 @@ CHAT_REQUEST_ERRORS: list[tuple[dict[str, Any], str]] = [
     ({"messages": [{"role": "user", "content": None}]}, "invalid message content type: <nil>"),
     ({"messages": [{"role": "user", "content": 3}]}, "invalid message content type: float64"),
     (
-        {"messages": [{"role": "assistant", "content": None, "tool_calls": [{"id": "a", "function": {"name": "f", "arguments": "{bad"}}]}]},
+        {
+            "messages": [
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": "a", "function": {"name": "f", "arguments": "{bad"}}],
+                }
+            ]
+        },
         "invalid tool call arguments",
     ),
     (
-        {"messages": [{"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": "[1]"}}]}]},
+        {
+            "messages": [
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [{"function": {"name": "f", "arguments": "[1]"}}],
+                }
+            ]
+        },
         "invalid tool call arguments",
     ),
     (
@@ -312,7 +384,9 @@ def test_chat_request_errors(body: dict[str, Any], message: str) -> None:
 
 def test_schema_rejects_bad_types_as_invalid_request() -> None:
     with pytest.raises(InvalidRequest, match="invalid value for 'stream'"):
-        parse_request(ChatCompletionRequest, {"model": "m", "messages": USER_HI, "stream": "yes please"})
+        parse_request(
+            ChatCompletionRequest, {"model": "m", "messages": USER_HI, "stream": "yes please"}
+        )
     with pytest.raises(InvalidRequest, match="expected a JSON object"):
         parse_request(ChatCompletionRequest, [1, 2])
 
@@ -390,8 +464,12 @@ CHAT_RESPONSES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(("name", "native", "choice"), CHAT_RESPONSES, ids=[c[0] for c in CHAT_RESPONSES])
-def test_native_chat_to_completion(name: str, native: dict[str, Any], choice: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("name", "native", "choice"), CHAT_RESPONSES, ids=[c[0] for c in CHAT_RESPONSES]
+)
+def test_native_chat_to_completion(
+    name: str, native: dict[str, Any], choice: dict[str, Any]
+) -> None:
     assert native_chat_to_completion(native, "llama3.2", "chatcmpl-123", 1700000000) == {
         "id": "chatcmpl-123",
         "object": "chat.completion",
@@ -447,7 +525,11 @@ CHAT_STREAMS: list[tuple[str, bool, list[dict[str, Any]], list[Any]]] = [
         [
             native_chunk("", thinking="let me"),
             native_chunk("A", thinking=" see"),
-            {**FINAL_BASE, "message": {"role": "assistant", "content": "!"}, "done_reason": "length"},
+            {
+                **FINAL_BASE,
+                "message": {"role": "assistant", "content": "!"},
+                "done_reason": "length",
+            },
         ],
         [
             delta({"role": "assistant", "content": "", "reasoning": "let me"}),
@@ -492,7 +574,14 @@ CHAT_STREAMS: list[tuple[str, bool, list[dict[str, Any]], list[Any]]] = [
         [native_chunk("x"), {"error": "runner crashed"}, DONE_STOP],
         [
             delta({"role": "assistant", "content": "x"}),
-            {"error": {"message": "runner crashed", "type": "api_error", "param": None, "code": None}},
+            {
+                "error": {
+                    "message": "runner crashed",
+                    "type": "api_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
         ],
     ),
 ]
@@ -501,7 +590,9 @@ CHAT_STREAMS: list[tuple[str, bool, list[dict[str, Any]], list[Any]]] = [
 @pytest.mark.parametrize(
     ("name", "usage", "chunks", "expected"), CHAT_STREAMS, ids=[c[0] for c in CHAT_STREAMS]
 )
-def test_chat_stream(name: str, usage: bool, chunks: list[dict[str, Any]], expected: list[Any]) -> None:
+def test_chat_stream(
+    name: str, usage: bool, chunks: list[dict[str, Any]], expected: list[Any]
+) -> None:
     translator = ChatStreamTranslator("m", "chatcmpl-7", 1700000000, include_usage=usage)
     out = [item for chunk in chunks for item in translator.feed(chunk)]
     assert out == expected
@@ -522,7 +613,12 @@ COMPLETION_REQUESTS: list[tuple[dict[str, Any], dict[str, Any]]] = [
             "model": "m",
             "prompt": "Once",
             "stream": False,
-            "options": {"temperature": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0, "top_p": 1.0},
+            "options": {
+                "temperature": 1.0,
+                "frequency_penalty": 0.0,
+                "presence_penalty": 0.0,
+                "top_p": 1.0,
+            },
         },
     ),
     (
@@ -591,7 +687,13 @@ def test_native_generate_to_completion() -> None:
     }
 
 
-CMPL_ENV = {"id": "cmpl-5", "object": "text_completion", "created": 1700000000, "model": "m", "system_fingerprint": "fp_ollama"}
+CMPL_ENV = {
+    "id": "cmpl-5",
+    "object": "text_completion",
+    "created": 1700000000,
+    "model": "m",
+    "system_fingerprint": "fp_ollama",
+}
 ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
 
@@ -603,8 +705,16 @@ def test_completion_stream_with_usage() -> None:
     ]
     out = [item for c in chunks for item in translator.feed(c)]
     assert out == [
-        {**CMPL_ENV, "choices": [{"text": "Hi", "index": 0, "finish_reason": None}], "usage": ZERO_USAGE},
-        {**CMPL_ENV, "choices": [{"text": "", "index": 0, "finish_reason": "stop"}], "usage": ZERO_USAGE},
+        {
+            **CMPL_ENV,
+            "choices": [{"text": "Hi", "index": 0, "finish_reason": None}],
+            "usage": ZERO_USAGE,
+        },
+        {
+            **CMPL_ENV,
+            "choices": [{"text": "", "index": 0, "finish_reason": "stop"}],
+            "usage": ZERO_USAGE,
+        },
         {**CMPL_ENV, "choices": [], "usage": USAGE_7_3},
         "[DONE]",
     ]
@@ -624,13 +734,19 @@ def test_completion_stream_without_usage() -> None:
 EMBED_REQUESTS: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ({"input": "hello"}, {"model": "m", "input": "hello"}),
     ({"input": ""}, {"model": "m", "input": [""]}),
-    ({"input": ["a", "b"], "dimensions": 4, "encoding_format": "BASE64"}, {"model": "m", "input": ["a", "b"], "dimensions": 4}),
+    (
+        {"input": ["a", "b"], "dimensions": 4, "encoding_format": "BASE64"},
+        {"model": "m", "input": ["a", "b"], "dimensions": 4},
+    ),
 ]
 
 
 @pytest.mark.parametrize(("body", "expected"), EMBED_REQUESTS)
 def test_embedding_request_to_native(body: dict[str, Any], expected: dict[str, Any]) -> None:
-    assert embedding_request_to_native(parse_request(EmbeddingRequest, {"model": "m", **body})) == expected
+    assert (
+        embedding_request_to_native(parse_request(EmbeddingRequest, {"model": "m", **body}))
+        == expected
+    )
 
 
 @pytest.mark.parametrize(
@@ -683,17 +799,38 @@ def test_native_embed_to_embeddings(encoding: str | None, vectors: list[Any]) ->
 def test_native_tags_to_models() -> None:
     tags = {
         "models": [
-            {"name": "llama3.2:latest", "model": "llama3.2:latest", "modified_at": "2024-05-10T08:06:48.639712648-07:00", "size": 1, "digest": "d", "details": {}},
+            {
+                "name": "llama3.2:latest",
+                "model": "llama3.2:latest",
+                "modified_at": "2024-05-10T08:06:48.639712648-07:00",
+                "size": 1,
+                "digest": "d",
+                "details": {},
+            },
             {"name": "me/mine:v1", "model": "me/mine:v1", "modified_at": "2024-01-01T00:00:00Z"},
-            {"name": "hf.co/bartowski/SmolLM2-GGUF:Q4_K_M", "model": "hf.co/bartowski/SmolLM2-GGUF:Q4_K_M", "modified_at": "2024-01-01T00:00:00Z"},
+            {
+                "name": "hf.co/bartowski/SmolLM2-GGUF:Q4_K_M",
+                "model": "hf.co/bartowski/SmolLM2-GGUF:Q4_K_M",
+                "modified_at": "2024-01-01T00:00:00Z",
+            },
         ]
     }
     assert native_tags_to_models(tags) == {
         "object": "list",
         "data": [
-            {"id": "llama3.2:latest", "object": "model", "created": 1715353608, "owned_by": "library"},
+            {
+                "id": "llama3.2:latest",
+                "object": "model",
+                "created": 1715353608,
+                "owned_by": "library",
+            },
             {"id": "me/mine:v1", "object": "model", "created": 1704067200, "owned_by": "me"},
-            {"id": "hf.co/bartowski/SmolLM2-GGUF:Q4_K_M", "object": "model", "created": 1704067200, "owned_by": "bartowski"},
+            {
+                "id": "hf.co/bartowski/SmolLM2-GGUF:Q4_K_M",
+                "object": "model",
+                "created": 1704067200,
+                "owned_by": "bartowski",
+            },
         ],
     }
     assert native_tags_to_models({"models": []}) == {"object": "list", "data": []}
@@ -714,7 +851,17 @@ def test_model_to_openai_keeps_the_id_verbatim() -> None:
 @pytest.mark.parametrize(
     ("status", "body"),
     [
-        (400, {"error": {"message": "m", "type": "invalid_request_error", "param": None, "code": None}}),
+        (
+            400,
+            {
+                "error": {
+                    "message": "m",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
+        ),
         (404, {"error": {"message": "m", "type": "not_found_error", "param": None, "code": None}}),
         (500, {"error": {"message": "m", "type": "api_error", "param": None, "code": None}}),
         (503, {"error": {"message": "m", "type": "api_error", "param": None, "code": None}}),
@@ -726,5 +873,10 @@ def test_openai_error_for_status(status: int, body: dict[str, Any]) -> None:
 
 def test_openai_error_fields() -> None:
     assert openai_error("nope", code="model_not_found", param="model") == {
-        "error": {"message": "nope", "type": "invalid_request_error", "param": "model", "code": "model_not_found"}
+        "error": {
+            "message": "nope",
+            "type": "invalid_request_error",
+            "param": "model",
+            "code": "model_not_found",
+        }
     }

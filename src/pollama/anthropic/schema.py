@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from pollama.openai.schema import WireModel, parse_request
 
 __all__ = ["MessageParam", "MessagesRequest", "OutputConfig", "ThinkingConfig", "parse_request"]
@@ -39,7 +41,7 @@ class MessagesRequest(WireModel):
 
     model: str = ""
     max_tokens: int = 0
-    messages: list[MessageParam] = []
+    messages: list[MessageParam] = Field(default_factory=list)
     system: str | list[dict[str, Any]] | None = None
     stream: bool = False
     temperature: float | None = None

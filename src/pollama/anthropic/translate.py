@@ -96,7 +96,12 @@ def messages_request_to_native(req: MessagesRequest) -> JSON:
         options["top_k"] = req.top_k
     if req.stop_sequences:
         options["stop"] = req.stop_sequences
-    body: JSON = {"model": req.model, "messages": messages, "stream": req.stream, "options": options}
+    body: JSON = {
+        "model": req.model,
+        "messages": messages,
+        "stream": req.stream,
+        "options": options,
+    }
     _apply_tools(body, req.tools or [], req.tool_choice)
     think = _think(req)
     if think is not None:
@@ -194,7 +199,8 @@ def _image_data(source: Any) -> str:
         raise InvalidRequest("invalid image source")
     if source.get("type") != "base64":
         raise InvalidRequest(
-            f"invalid image source type: {source.get('type', '')}. Only base64 images are supported."
+            f"invalid image source type: {source.get('type', '')}. "
+            "Only base64 images are supported."
         )
     data = source.get("data")
     if not isinstance(data, str) or not b64_is_valid(data):
@@ -263,7 +269,7 @@ def estimate_input_tokens(req: MessagesRequest) -> int:
 
 
 def _stop_reason(done_reason: str | None, tool_calls: bool) -> str | None:
-    """``tool_use`` after calls; else stop → end_turn, length → max_tokens, other → stop_sequence."""
+    """``tool_use`` after calls; else stop → end_turn, length → max_tokens, else stop_sequence."""
     if tool_calls:
         return "tool_use"
     if not done_reason:
@@ -305,7 +311,8 @@ def native_chat_to_message(native_final: JSON, model: str, message_id: str) -> J
         content.append({"type": "text", "text": msg["content"]})
     calls = msg.get("tool_calls") or []
     content.extend(
-        _tool_use_block(call, _fallback_tool_id(message_id, i), True) for i, call in enumerate(calls)
+        _tool_use_block(call, _fallback_tool_id(message_id, i), True)
+        for i, call in enumerate(calls)
     )
     return {
         "id": message_id,
@@ -358,7 +365,9 @@ class MessagesStreamTranslator:
             events += [self._message_start(chunk), {"type": "ping"}]
         msg = chunk.get("message") or {}
         if msg.get("thinking"):
-            events += self._block_delta("thinking", {"type": "thinking_delta", "thinking": msg["thinking"]})
+            events += self._block_delta(
+                "thinking", {"type": "thinking_delta", "thinking": msg["thinking"]}
+            )
         if msg.get("content"):
             events += self._block_delta("text", {"type": "text_delta", "text": msg["content"]})
         for call in msg.get("tool_calls") or []:
@@ -391,7 +400,9 @@ class MessagesStreamTranslator:
             events += self._close_block()
             self._open = kind
             empty: JSON = {"type": kind, kind: ""}
-            events.append({"type": "content_block_start", "index": self._index, "content_block": empty})
+            events.append(
+                {"type": "content_block_start", "index": self._index, "content_block": empty}
+            )
         events.append({"type": "content_block_delta", "index": self._index, "delta": delta})
         return events
 

@@ -59,7 +59,12 @@ def responses_request_to_native(req: ResponsesRequest) -> JSON:
         options["top_p"] = req.top_p
     if req.max_output_tokens is not None:
         options["num_predict"] = req.max_output_tokens
-    body: JSON = {"model": req.model, "messages": messages, "stream": req.stream, "options": options}
+    body: JSON = {
+        "model": req.model,
+        "messages": messages,
+        "stream": req.stream,
+        "options": options,
+    }
     fmt = _format_from_text(req.text.format if req.text else None)
     if fmt is not None:
         body["format"] = fmt
@@ -182,7 +187,7 @@ def _content_to_native(content: Any) -> tuple[str, list[str]]:
 
 
 def _merge_replayed_assistant(messages: list[JSON], msg: JSON, following: JSON) -> bool:
-    """Fold an assistant message into the previous one when it sits between a call and its output."""
+    """Fold an assistant message into the previous one if it sits between a call and its output."""
     if msg["role"] != "assistant" or following.get("type") != "function_call_output":
         return False
     last = messages[-1] if messages else {}
@@ -213,7 +218,11 @@ def _function_call(item: JSON, messages: list[JSON]) -> JSON:
     calls = messages[-1].setdefault("tool_calls", [])
     call: JSON = {
         "id": str(item.get("call_id", "")),
-        "function": {"index": len(calls), "name": str(item.get("name", "")), "arguments": arguments},
+        "function": {
+            "index": len(calls),
+            "name": str(item.get("name", "")),
+            "arguments": arguments,
+        },
     }
     calls.append(call)
     return call
@@ -241,7 +250,13 @@ def _output_text(text: str) -> JSON:
 
 def _message_item(item_id: str, text: str, status: str) -> JSON:
     content = [_output_text(text)] if status == "completed" else []
-    return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": content}
+    return {
+        "id": item_id,
+        "type": "message",
+        "status": status,
+        "role": "assistant",
+        "content": content,
+    }
 
 
 def _reasoning_item(item_id: str, thinking: str) -> JSON:
@@ -401,7 +416,9 @@ class ResponsesStreamTranslator:
         if not self._started:
             self._started = True
             events.append(self._event("response.created", response=self._snapshot("in_progress")))
-            events.append(self._event("response.in_progress", response=self._snapshot("in_progress")))
+            events.append(
+                self._event("response.in_progress", response=self._snapshot("in_progress"))
+            )
         if "error" in chunk:
             self._finished = True
             events.append(self._event("error", code=None, message=str(chunk["error"]), param=None))
@@ -425,9 +442,17 @@ class ResponsesStreamTranslator:
         self._sequence += 1
         return event
 
-    def _snapshot(self, status: str, usage: JSON | None = None, completed: int | None = None) -> JSON:
+    def _snapshot(
+        self, status: str, usage: JSON | None = None, completed: int | None = None
+    ) -> JSON:
         return _response_object(
-            self.request, self.response_id, status, list(self._output), usage, self.created_at, completed
+            self.request,
+            self.response_id,
+            status,
+            list(self._output),
+            usage,
+            self.created_at,
+            completed,
         )
 
     def _reasoning_delta(self, thinking: str) -> list[JSON]:
@@ -436,7 +461,9 @@ class ResponsesStreamTranslator:
         if self._thinking is None:
             self._thinking = ""
             item = {"id": item_id, "type": "reasoning", "summary": []}
-            events.append(self._event("response.output_item.added", output_index=len(self._output), item=item))
+            events.append(
+                self._event("response.output_item.added", output_index=len(self._output), item=item)
+            )
         self._thinking += thinking
         events.append(
             self._event(

@@ -31,10 +31,11 @@ def parse_request(model: type[M], body: Any) -> M:
 
     >>> parse_request(EmbeddingRequest, {"model": "m", "input": "hi", "extra": 1}).input
     'hi'
-    >>> parse_request(ChatCompletionRequest, {"temperature": "hot"})
-    Traceback (most recent call last):
-    ...
-    pollama.errors.InvalidRequest: invalid value for 'temperature': Input should be a valid number, unable to parse string as a number
+    >>> try:
+    ...     parse_request(ChatCompletionRequest, {"temperature": "hot"})
+    ... except InvalidRequest as exc:
+    ...     print(exc.message[:56])
+    invalid value for 'temperature': Input should be a valid
     """
     if not isinstance(body, dict):
         raise InvalidRequest("invalid request body: expected a JSON object")
@@ -115,7 +116,7 @@ class ChatCompletionRequest(WireModel):
     """POST /v1/chat/completions."""
 
     model: str = ""
-    messages: list[ChatMessage] = []
+    messages: list[ChatMessage] = Field(default_factory=list)
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = None

@@ -128,7 +128,7 @@ def think_from_effort(effort: str | None) -> bool | str | None:
         return None
     if effort not in _EFFORT_TO_THINK:
         raise InvalidRequest(
-            f"invalid reasoning value: {json.dumps(effort)} (must be \"minimal\", \"low\", "
+            f'invalid reasoning value: {json.dumps(effort)} (must be "minimal", "low", '
             '"medium", "high", "xhigh", "ultra", "max", or "none")'
         )
     return _EFFORT_TO_THINK[effort]

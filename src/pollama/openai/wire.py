@@ -47,7 +47,7 @@ def sse_event(obj: dict[str, Any]) -> bytes:
 
 
 def unix_seconds(timestamp: str | None, default: int = 0) -> int:
-    """Unix seconds of an RFC 3339 timestamp (nanosecond fractions allowed); ``default`` if absent."""
+    """Unix seconds of an RFC 3339 timestamp (nanosecond fractions allowed); else ``default``."""
     if not timestamp:
         return default
     text = _FRACTION.sub(r"\1", timestamp.strip()).replace("Z", "+00:00")
