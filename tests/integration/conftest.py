@@ -1,0 +1,125 @@
+"""Real parts: the bundled model, a real ``pollama serve`` process on a loopback port, real runners."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pollama.store.bundled import BUNDLED, import_bundled
+from pollama.store.store import Store
+from pollama.types.names import ModelName
+
+MODEL = "smollm2:135m"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def runner_pids(models_dir: Path) -> list[int]:
+    """PIDs of runner processes serving a blob from ``models_dir``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"pollama.runner" in cmd and any(str(models_dir).encode() in c for c in cmd):
+            out.append(int(d.name))
+    return out
+
+
+@dataclass
+class LiveServer:
+    url: str
+    port: int
+    models: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+    log_file: Any = None
+
+    def client(self, timeout: float = 300) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_server(models: Path, port: int, log: Path, **env: str) -> LiveServer:
+    environ = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{port}", "OLLAMA_MODELS": str(models),
+               "PYTHONUNBUFFERED": "1", **env}
+    f = open(log, "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "pollama", "serve"], env=environ, stdout=f, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            f.close()
+            raise RuntimeError(f"pollama serve exited: {log.read_text()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return LiveServer(url, port, models, proc, log, f)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    f.close()
+    raise RuntimeError("pollama serve did not come up in 30 s")
+
+
+def stop_server(server: LiveServer) -> None:
+    if server.proc.poll() is None:
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            server.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait()
+    if server.log_file is not None:
+        server.log_file.close()
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding the bundled model (imported offline from its Python package)."""
+    root = tmp_path_factory.mktemp("models")
+    store = Store(root)
+    for _ in import_bundled(store, ModelName.parse(MODEL), BUNDLED[MODEL]):
+        pass
+    return root
+
+
+@pytest.fixture(scope="session")
+def live(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    log = tmp_path_factory.mktemp("logs") / "serve.log"
+    server = start_server(models_dir, free_port(), log, OLLAMA_NUM_PARALLEL="2")
+    yield server
+    stop_server(server)
+    time.sleep(0.5)
+    assert runner_pids(models_dir) == [], "runner processes outlived the server"
+
+
+@pytest.fixture
+def http(live: LiveServer) -> Iterator[httpx.Client]:
+    with live.client() as c:
+        yield c
