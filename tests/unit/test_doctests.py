@@ -10,6 +10,7 @@ import pytest
 MODULES = [
     "pollama.templates.govalues",
     "pollama.templates.gotemplate",
+    "pollama.templates.ollama",
 ]
 
 

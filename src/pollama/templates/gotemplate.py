@@ -565,7 +565,7 @@ class _Parser:
         self.vars, self.range_depth = saved_vars, saved_range
         previous = self.defines.get(name, ())
         if not all(map(_is_blank, previous)) and not all(map(_is_blank, body)):
-            self.fail(f"template: multiple definition of template {name!r}")
+            self.fail(f"template: multiple definition of template \"{name}\"")
         self.defines[name] = body
 
     # -- pipelines
@@ -594,7 +594,7 @@ class _Parser:
             self.fail("too many declarations")
         for name in names:
             if assign and name not in self.vars:
-                self.fail(f"undefined variable {name!r}")
+                self.fail(f"undefined variable \"{name}\"")
             if not assign:
                 self.vars.append(name)
         return tuple(names), assign
@@ -603,6 +603,9 @@ class _Parser:
                    closer: str | None = None) -> Pipe:
         line = self.line
         decl, assign = self.parse_decl(range_decl) if decl_ok else ((), False)
+        tok = self.peek()
+        if tok is None or tok.kind == "punct" and tok.text == closer:
+            self.fail(f"missing value for {context}")
         cmds: list[Command] = []
         while True:
             cmds.append(self.parse_command(closer))
@@ -613,8 +616,6 @@ class _Parser:
         for n, cmd in enumerate(cmds[1:], start=2):
             if isinstance(cmd.args[0], (Const, Dot)):
                 self.fail(f"non executable command in pipeline stage {n}")
-        if not cmds:
-            self.fail(f"missing value for {context}")
         return Pipe(line, decl, assign, tuple(cmds))
 
     def parse_command(self, closer: str | None) -> Command:
@@ -652,13 +653,13 @@ class _Parser:
         if kind == "var":
             name, *names = tok.text.split(".")
             if name not in self.vars:
-                self.fail(f"undefined variable {name!r}")
+                self.fail(f"undefined variable \"{name}\"")
             return Variable(name, tuple(names))
         if kind == "dot":
             return Dot()
         if kind == "ident":
             if tok.text not in _BUILTINS:
-                self.fail(f"function {tok.text!r} not defined")
+                self.fail(f"function \"{tok.text}\" not defined")
             return Ident(tok.text)
         if kind == "punct" and tok.text == "(":
             return self.parse_paren()
@@ -865,7 +866,8 @@ def _set_range_vars(s: _State, pipe: Pipe, index: Any, elem: Any) -> None:
 def _walk_call(s: _State, node: Call, dot: Any) -> None:
     body = s.templates.get(node.name)
     if body is None:
-        s.fail(f"template: no template {node.name!r} associated with template {s.name!r}")
+        s.fail(f"template: no template \"{node.name}\" associated with template \"{s.name}\"")
+    s.line = node.line
     new_dot = None if node.pipe is None else _eval_pipe(s, node.pipe, dot)
     if s.depth >= s.limits.max_call_depth:
         s.fail(f"exceeded maximum template depth ({s.limits.max_call_depth})")
