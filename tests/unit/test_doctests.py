@@ -11,6 +11,8 @@ MODULES = [
     "pollama.templates.govalues",
     "pollama.templates.gotemplate",
     "pollama.templates.ollama",
+    "pollama.types.options",
+    "pollama.store.modelfile",
 ]
 
 
