@@ -864,10 +864,10 @@ def _set_range_vars(s: _State, pipe: Pipe, index: Any, elem: Any) -> None:
 
 
 def _walk_call(s: _State, node: Call, dot: Any) -> None:
+    s.line = node.line
     body = s.templates.get(node.name)
     if body is None:
         s.fail(f"template: no template \"{node.name}\" associated with template \"{s.name}\"")
-    s.line = node.line
     new_dot = None if node.pipe is None else _eval_pipe(s, node.pipe, dot)
     if s.depth >= s.limits.max_call_depth:
         s.fail(f"exceeded maximum template depth ({s.limits.max_call_depth})")
