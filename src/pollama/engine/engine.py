@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from pollama.engine.embed import EmbedMixin
 from pollama.engine.inference import InferenceMixin
 from pollama.engine.timefmt import local_iso
 from pollama.envconfig import Settings
@@ -31,7 +32,7 @@ def default_runner_factory(settings: Settings) -> Callable[[RunnerSpec], Runner]
     return make
 
 
-class Engine(InferenceMixin):
+class Engine(InferenceMixin, EmbedMixin):
     def __init__(
         self,
         settings: Settings,

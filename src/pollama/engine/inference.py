@@ -6,6 +6,8 @@ one has ``done: true``). The server decides whether to stream them or fold them 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import random
 import string
@@ -23,6 +25,8 @@ from pollama.errors import (
     RunnerError,
     UnsupportedCapability,
 )
+from pollama.engine.parsers import OutputParser, ThinkingParser, ToolCallParser
+from pollama.engine.structured import check_tools, runner_schema, tool_choice_schema, tool_names
 from pollama.runner.base import CompletionRequest, RunnerSpec
 from pollama.sched.memory import estimate_model_memory
 from pollama.sched.scheduler import Loaded
@@ -52,13 +56,18 @@ def _done_reason(stop_type: str) -> str:
     return "length" if stop_type == "limit" else "stop"
 
 
-def _validate_format(fmt: Any) -> Any:
-    """``format``: absent, ``""``, ``"json"`` or a JSON Schema object (reference §3.1)."""
-    if fmt is None or fmt == "" or fmt == "null":
-        return None
-    if fmt == "json" or isinstance(fmt, dict):
-        return fmt
-    raise InvalidRequest(f'invalid format: {fmt!r}; expected "json" or a valid JSON Schema object')
+def _validate_format(fmt: Any) -> dict[str, Any] | None:
+    """``format`` → the runner's ``json_schema`` (validated up front, see engine/structured.py)."""
+    return runner_schema(fmt)
+
+
+def _check_images(images: list[str] | None, where: str) -> None:
+    """Images travel as base64 in JSON; anything else is refused as Go's decoder does."""
+    for i, img in enumerate(images or []):
+        try:
+            base64.b64decode(img, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidRequest(f"illegal base64 data in {where} image {i}") from None
 
 
 def _validate_think(think: Any) -> bool | str | None:
@@ -108,6 +117,7 @@ class InferenceMixin:
             num_thread=threads,
             num_batch=int(opts.get("num_batch") or 512),
             adapters=tuple(model.adapters),
+            embedding=True,  # one runner per model serves generation and embeddings, as in Ollama
         )
         return Prepared(model=model, options=opts, spec=spec, keep_alive=parse_keep_alive(keep_alive))
 
@@ -166,15 +176,16 @@ class InferenceMixin:
         model = self.resolve(req.model)
         p = self.prepare(model, req.options, req.keep_alive)
         fmt = _validate_format(req.format)
-        think = _validate_think(req.think)
+        think = _effective_think(_validate_think(req.think), model, fmt)
         if req.raw and (req.template or req.system or req.context):
             raise InvalidRequest("raw mode does not support template, system, or context")
-        if think and "thinking" not in model.capabilities():
+        if req.think and "thinking" not in model.capabilities():
             raise UnsupportedCapability(f'"{req.model}" does not support thinking')
         if "completion" not in model.capabilities():
             raise UnsupportedCapability(f'"{req.model}" does not support generate')
         if req.suffix and "insert" not in model.capabilities():
             raise UnsupportedCapability(f"{model.name.full} does not support insert")
+        _check_images(req.images, "images")
         if req.images and "vision" not in model.capabilities():
             raise UnsupportedCapability(f"{model.name.full} does not support images")
         if not 0 <= req.top_logprobs <= 20:
@@ -195,10 +206,11 @@ class InferenceMixin:
             if not req.context:
                 msgs.extend(model.messages)
             msgs.append({"role": "user", "content": req.prompt})
-            text = render_chat(src, msgs, think=bool(think) if think is not None else None)
+            text = render_chat(src, msgs, think=think)
+        parser = self._thinking_parser(model, src, think, text, fmt, req.raw)
         return self._run(p, req.model, text, fmt=fmt, context=req.context, chat=False,
                          want_context=not req.raw, truncate=req.truncate, logprobs=req.logprobs,
-                         top_logprobs=req.top_logprobs, src=src)
+                         top_logprobs=req.top_logprobs, src=src, parser=OutputParser(parser, None))
 
     # ---- chat --------------------------------------------------------------------------
 
@@ -208,17 +220,26 @@ class InferenceMixin:
         model = self.resolve(req.model)
         p = self.prepare(model, req.options, req.keep_alive)
         fmt = _validate_format(req.format)
-        think = _validate_think(req.think)
+        requested_think = _validate_think(req.think)
+        think = _effective_think(requested_think, model, fmt)
+        tools = check_tools(req.tools)
+        if req.tool_choice == "none":
+            tools = []
+        forced = tool_choice_schema(tools, req.tool_choice) if tools else None
+        if forced is not None and fmt is not None:
+            raise InvalidRequest('format cannot be combined with tool_choice "required" or a named function')
         for i, m in enumerate(req.messages):
             role = m.role.lower()
             if role not in VALID_ROLES:
                 raise InvalidRequest(f"invalid role '{m.role}' in message {i}: must be one of system, user, assistant, tool")
         if "completion" not in model.capabilities():
             raise UnsupportedCapability(f'"{req.model}" does not support chat')
-        if req.tools and "tools" not in model.capabilities():
+        if tools and "tools" not in model.capabilities():
             raise UnsupportedCapability(f"{model.name.full} does not support tools")
-        if think and "thinking" not in model.capabilities():
+        if requested_think and "thinking" not in model.capabilities():
             raise UnsupportedCapability(f'"{req.model}" does not support thinking')
+        for i, m in enumerate(req.messages):
+            _check_images(m.images, f"message {i}")
         if any(m.images for m in req.messages) and "vision" not in model.capabilities():
             raise UnsupportedCapability(f"{model.name.full} does not support images")
         if not 0 <= req.top_logprobs <= 20:
@@ -229,22 +250,35 @@ class InferenceMixin:
         if model.system and (not req.messages or req.messages[0].role.lower() != "system"):
             msgs.insert(0, {"role": "system", "content": model.system})
         src = self._template_source(model)
-        return self._run_chat(p, req, msgs, src, fmt, think)
+        return self._run_chat(p, req, msgs, src, fmt if forced is None else forced, think, tools, forced is not None)
 
     async def _run_chat(self, p: Prepared, req: ChatRequest, msgs: list[dict[str, Any]], src: TemplateSource,
-                        fmt: Any, think: bool | str | None) -> AsyncIterator[dict[str, Any]]:
+                        fmt: dict[str, Any] | None, think: bool | str | None, tools: list[dict[str, Any]],
+                        forced: bool) -> AsyncIterator[dict[str, Any]]:
         async with self._acquire(p) as entry:
-            text = await self._fit_messages(entry, p, msgs, src, req.tools, think, req.truncate)
+            text = await self._fit_messages(entry, p, msgs, src, tools or None, think, req.truncate)
+            thinking = self._thinking_parser(p.model, src, think, text, fmt, False)
+            calls = ToolCallParser(src.tool_call_tag(), tool_names(tools), forced=forced) if tools else None
             async for chunk in self._stream(entry, p, req.model, text, fmt=fmt, context=None, chat=True,
                                             want_context=False, truncate=req.truncate, logprobs=req.logprobs,
-                                            top_logprobs=req.top_logprobs, src=src):
+                                            top_logprobs=req.top_logprobs, src=src,
+                                            parser=OutputParser(thinking, calls)):
                 yield chunk
+
+    @staticmethod
+    def _thinking_parser(model: Model, src: TemplateSource, think: bool | str | None, text: str,
+                         fmt: Any, raw: bool) -> ThinkingParser | None:
+        """A parser for the model's think tags when thinking is on (and output is not constrained)."""
+        if raw or fmt is not None or not think or "thinking" not in model.capabilities():
+            return None
+        tags = src.think_tags()
+        return ThinkingParser(tags, in_thinking=text.rstrip().endswith(tags[0]))
 
     async def _fit_messages(self, entry: Loaded, p: Prepared, msgs: list[dict[str, Any]], src: TemplateSource,
                             tools: Any, think: Any, truncate: bool | None) -> str:
         """Drop the oldest non-system messages until the prompt fits ``num_ctx`` (§9.4)."""
         num_ctx = p.options["num_ctx"]
-        t = bool(think) if think is not None else None
+        t = think
         text = render_chat(src, msgs, tools=tools, think=t)
         if truncate is False:
             return text
@@ -270,7 +304,8 @@ class InferenceMixin:
 
     async def _stream(self, entry: Loaded, p: Prepared, req_model: str, text: str, *, fmt: Any,
                       context: list[int] | None, chat: bool, want_context: bool, truncate: bool | None,
-                      logprobs: bool, top_logprobs: int, src: TemplateSource) -> AsyncIterator[dict[str, Any]]:
+                      logprobs: bool, top_logprobs: int, src: TemplateSource,
+                      parser: OutputParser | None = None) -> AsyncIterator[dict[str, Any]]:
         load_ns = int((time.perf_counter() - p.started) * 1e9)
         runner = entry.runner
         opts = p.options
@@ -290,19 +325,28 @@ class InferenceMixin:
                 stop=list(opts.get("stop") or []), n_keep=int(opts.get("num_keep", 4)),
                 n_probs=(top_logprobs or 1) if logprobs else 0,
             )
-            if fmt == "json":
-                creq.json_schema = {}
-            elif isinstance(fmt, dict):
-                creq.json_schema = fmt
+            creq.json_schema = fmt
+            parser = parser or OutputParser(None, None)
             generated: list[int] = []
+            n_calls = 0
             async for c in runner.completion(creq):
                 generated.extend(c.tokens)
+                events = parser.feed(c.content) if c.content else []
+                if c.done:
+                    events += parser.flush()
+                probs = _logprobs(c.probs, top_logprobs) if logprobs and c.probs else None
+                for out in _event_chunks(events, req_model, chat, probs, n_calls):
+                    n_calls += len(out.get("message", {}).get("tool_calls") or [])
+                    yield out
+                    probs = None
+                if probs:
+                    yield _text_chunk(req_model, chat, "", "", probs)
                 if c.done:
                     final = {"model": req_model, "created_at": rfc3339_utc_now()}
                     if chat:
-                        final["message"] = {"role": "assistant", "content": c.content}
+                        final["message"] = {"role": "assistant", "content": ""}
                     else:
-                        final["response"] = c.content
+                        final["response"] = ""
                     final["done"] = True
                     final["done_reason"] = _done_reason(c.stop_type)
                     if want_context:
@@ -310,17 +354,6 @@ class InferenceMixin:
                     final.update(_metrics(p, load_ns, c))
                     yield _drop_zero(final)
                     return
-                if not c.content and not c.probs:
-                    continue
-                out: dict[str, Any] = {"model": req_model, "created_at": rfc3339_utc_now()}
-                if chat:
-                    out["message"] = {"role": "assistant", "content": c.content}
-                else:
-                    out["response"] = c.content
-                out["done"] = False
-                if logprobs and c.probs:
-                    out["logprobs"] = _logprobs(c.probs, top_logprobs)
-                yield out
         except RunnerError:
             if not runner.alive():
                 self.scheduler.mark_dead(entry)
@@ -335,6 +368,67 @@ class InferenceMixin:
         tail = num_ctx - 1 - keep
         log.warning("truncating input prompt from %d to %d tokens (num_ctx=%d)", len(tokens), keep + tail, num_ctx)
         return tokens[:keep] + tokens[len(tokens) - tail:]
+
+
+def _effective_think(think: bool | str | None, model: Model, fmt: Any) -> bool | str | None:
+    """Thinking defaults to on for models that can think (§3.3); constrained output skips it.
+
+    Deviation: Ollama runs a thinking model with ``format`` in two passes (unconstrained reasoning,
+    then constrained content). pollama constrains from the first token and does not think then.
+    """
+    if fmt is not None:
+        return False if think is not None or "thinking" in model.capabilities() else None
+    if think is None and "thinking" in model.capabilities():
+        return True
+    return think
+
+
+def _text_chunk(model: str, chat: bool, content: str, thinking: str,
+                probs: list[dict[str, Any]] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"model": model, "created_at": rfc3339_utc_now()}
+    if chat:
+        out["message"] = {"role": "assistant", "content": content}
+        if thinking:
+            out["message"]["thinking"] = thinking
+    else:
+        out["response"] = content
+        if thinking:
+            out["thinking"] = thinking
+    out["done"] = False
+    if probs:
+        out["logprobs"] = probs
+    return out
+
+
+def _event_chunks(events: list[Any], model: str, chat: bool, probs: list[dict[str, Any]] | None,
+                  first_index: int) -> list[dict[str, Any]]:
+    """Parser events → native chunks: text (content and thinking together), each tool call alone."""
+    out: list[dict[str, Any]] = []
+    content = thinking = ""
+    index = first_index
+
+    def flush_text() -> None:
+        nonlocal content, thinking
+        if content or thinking:
+            out.append(_text_chunk(model, chat, content, thinking, None))
+            content = thinking = ""
+
+    for kind, value in events:
+        if kind == "content":
+            content += value
+        elif kind == "thinking":
+            thinking += value
+        else:
+            flush_text()
+            call = {"id": tool_call_id(), "function": {"index": index, "name": value["name"],
+                                                       "arguments": value["arguments"]}}
+            index += 1
+            out.append({"model": model, "created_at": rfc3339_utc_now(),
+                        "message": {"role": "assistant", "content": "", "tool_calls": [call]}, "done": False})
+    flush_text()
+    if out and probs:
+        out[0]["logprobs"] = probs
+    return out
 
 
 def _sampling(opts: dict[str, Any], num_ctx: int) -> dict[str, Any]:

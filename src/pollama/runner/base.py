@@ -23,7 +23,7 @@ class RunnerSpec:
     num_thread: int = 0
     num_batch: int = 512
     adapters: tuple[Path, ...] = ()
-    embedding: bool = False
+    embedding: bool = False  # the runner also serves /embeddings (mean pooling); completions still work
 
 
 @dataclass
@@ -76,4 +76,6 @@ class Runner(Protocol):
 
     def completion(self, req: CompletionRequest) -> AsyncIterator[CompletionChunk]: ...
 
-    async def embed(self, inputs: list[str]) -> list[list[float]]: ...
+    async def embed(self, inputs: list[str] | list[list[int]], normalize: bool = True) -> list[list[float]]:
+        """One pooled vector per input (text or token ids), in order; one request for the batch."""
+        ...

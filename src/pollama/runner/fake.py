@@ -49,6 +49,7 @@ class FakeRunner:
         self._pid: int | None = None
         self._alive = False
         self.requests: list[CompletionRequest] = []
+        self.embed_batches: list[list[Any]] = []
         self.active = 0
         self.max_active = 0
         self.crash_after = crash_after  # die after streaming this many tokens
@@ -91,9 +92,19 @@ class FakeRunner:
         self._check()
         return "".join(chr(t) for t in tokens)
 
-    async def embed(self, inputs: list[str]) -> list[list[float]]:
+    async def embed(self, inputs: list[str] | list[list[int]], normalize: bool = True) -> list[list[float]]:
+        """A deterministic 3-vector per input: (length, checksum mod 97, 1); records each batch."""
         self._check()
-        return [[float(len(s)), float(sum(map(ord, s)) % 97), 1.0] for s in inputs]
+        self.embed_batches.append(list(inputs))
+        out = []
+        for item in inputs:
+            codes = [ord(c) for c in item] if isinstance(item, str) else list(item)
+            v = [float(len(codes)), float(sum(codes) % 97), 1.0]
+            if normalize:
+                n = sum(x * x for x in v) ** 0.5
+                v = [x / n for x in v]
+            out.append(v)
+        return out
 
     async def completion(self, req: CompletionRequest) -> AsyncIterator[CompletionChunk]:
         self._check()

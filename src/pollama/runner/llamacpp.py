@@ -166,8 +166,9 @@ class LlamaCppRunner:
         data = await self._post("/detokenize", {"tokens": tokens})
         return str(data["content"])
 
-    async def embed(self, inputs: list[str]) -> list[list[float]]:
-        data = await self._post("/embeddings", {"content": inputs})
+    async def embed(self, inputs: list[str] | list[list[int]], normalize: bool = True) -> list[list[float]]:
+        # llama.cpp: embd_normalize 2 = Euclidean (L2), -1 = none; token-id lists are taken as is
+        data = await self._post("/embeddings", {"content": inputs, "embd_normalize": 2 if normalize else -1})
         out: list[list[float]] = []
         for item in sorted(data, key=lambda d: d.get("index", 0)):
             emb = item["embedding"]

@@ -20,19 +20,25 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pollama import OLLAMA_COMPAT_VERSION
-from pollama.api.types import ChatRequest, CopyRequest, GenerateRequest, ModelRequest
+from pollama.api.types import (
+    ChatRequest,
+    CopyRequest,
+    EmbeddingsRequest,
+    EmbedRequest,
+    GenerateRequest,
+    ModelRequest,
+)
 from pollama.engine import Engine
 from pollama.errors import InvalidRequest, PollamaError
-from pollama.server.errors import message_for, status_for
+from pollama.server.compat_routes import compat_error_body, compat_error_response, compat_router, is_compat
+from pollama.server.errors import BodyTooLarge, message_for, status_for
+from pollama.server.folding import fold_chunks
 from pollama.server.middleware import install_middleware
+from pollama.server.openapi import body_doc, install_schemas
 
 log = logging.getLogger("pollama.server")
 
 NDJSON = "application/x-ndjson"
-
-
-class BodyTooLarge(InvalidRequest):
-    pass
 
 
 async def read_json(request: Request, limit: int) -> Any:
@@ -77,7 +83,7 @@ async def stream_or_fold(
     except StopAsyncIteration:
         return JSONResponse({"error": "no response"}, status_code=500)
     if not stream:
-        return JSONResponse(await _fold(first, chunks, fold))
+        return JSONResponse(await fold_chunks(first, chunks, fold))
 
     async def body() -> AsyncIterator[bytes]:
         yield _line(first)
@@ -90,36 +96,6 @@ async def stream_or_fold(
             yield _line({"error": message_for(exc)})
 
     return StreamingResponse(body(), media_type=NDJSON)
-
-
-async def _fold(first: dict[str, Any], rest: AsyncIterator[dict[str, Any]], fold: str | None) -> dict[str, Any]:
-    items = [first]
-    async for c in rest:
-        items.append(c)
-    final = dict(items[-1])
-    if fold == "response":
-        final["response"] = "".join(i.get("response", "") for i in items)
-        for key in ("thinking",):
-            joined = "".join(i.get(key, "") for i in items)
-            if joined:
-                final[key] = joined
-        lp = [x for i in items for x in i.get("logprobs", [])]
-        if lp:
-            final["logprobs"] = lp
-    elif fold == "message":
-        msg = dict(final.get("message", {"role": "assistant"}))
-        msg["content"] = "".join(i.get("message", {}).get("content", "") for i in items)
-        thinking = "".join(i.get("message", {}).get("thinking", "") or "" for i in items)
-        if thinking:
-            msg["thinking"] = thinking
-        calls = [tc for i in items for tc in (i.get("message", {}).get("tool_calls") or [])]
-        if calls:
-            msg["tool_calls"] = calls
-        final["message"] = msg
-        lp = [x for i in items for x in i.get("logprobs", [])]
-        if lp:
-            final["logprobs"] = lp
-    return final
 
 
 def create_app(engine: Engine) -> FastAPI:
@@ -135,12 +111,23 @@ def create_app(engine: Engine) -> FastAPI:
     app.state.engine = engine
     install_middleware(app, settings)
 
+    schemas: dict[str, Any] = {}
+
+    def doc(model: Any) -> dict[str, Any]:
+        return body_doc(model, schemas)
+
     @app.exception_handler(PollamaError)
-    async def _domain(_: Request, exc: PollamaError) -> JSONResponse:
+    async def _domain(request: Request, exc: PollamaError) -> JSONResponse:
+        if is_compat(request.url.path):
+            return compat_error_response(request.url.path, exc)
         return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if is_compat(request.url.path):
+            message = {404: "404 page not found", 405: "405 method not allowed"}.get(exc.status_code, str(exc.detail))
+            return JSONResponse(compat_error_body(request.url.path, exc.status_code, message),
+                                status_code=exc.status_code)
         if exc.status_code == 404:
             return PlainTextResponse("404 page not found", status_code=404)
         if exc.status_code == 405:
@@ -166,39 +153,52 @@ def create_app(engine: Engine) -> FastAPI:
     async def ps() -> Response:
         return JSONResponse(engine.ps())
 
-    @app.post("/api/show")
+    @app.post("/api/show", openapi_extra=doc(ModelRequest))
     async def show(request: Request) -> Response:
         req = ModelRequest.parse_body(await body(request))
         return JSONResponse(engine.show(req.target, verbose=req.verbose, system=req.system))
 
-    @app.post("/api/generate")
+    @app.post("/api/generate", openapi_extra=doc(GenerateRequest))
     async def generate(request: Request) -> Response:
         req = GenerateRequest.parse_body(await body(request))
         chunks = await engine.generate(req)
         return await stream_or_fold(chunks, req.stream is not False, "response")
 
-    @app.post("/api/chat")
+    @app.post("/api/chat", openapi_extra=doc(ChatRequest))
     async def chat(request: Request) -> Response:
         req = ChatRequest.parse_body(await body(request))
         chunks = await engine.chat(req)
         return await stream_or_fold(chunks, req.stream is not False, "message")
 
-    @app.post("/api/copy")
+    @app.post("/api/copy", openapi_extra=doc(CopyRequest))
     async def copy(request: Request) -> Response:
         req = CopyRequest.parse_body(await body(request))
         engine.copy(req.source, req.destination)
         return Response(status_code=200)
 
-    @app.delete("/api/delete")
+    @app.delete("/api/delete", openapi_extra=doc(ModelRequest))
     async def delete(request: Request) -> Response:
         req = ModelRequest.parse_body(await body(request))
         await engine.delete(req.target)
         return Response(status_code=200)
 
-    @app.post("/api/pull")
+    @app.post("/api/pull", openapi_extra=doc(ModelRequest))
     async def pull(request: Request) -> Response:
         req = ModelRequest.parse_body(await body(request))
         progress = await engine.pull(req.target, insecure=req.insecure)
         return await stream_or_fold(progress, req.stream is not False, None)
+
+    @app.post("/api/embed", openapi_extra=doc(EmbedRequest))
+    async def embed(request: Request) -> Response:
+        req = EmbedRequest.parse_body(await body(request))
+        return JSONResponse(await engine.embed(req))
+
+    @app.post("/api/embeddings", openapi_extra=doc(EmbeddingsRequest))
+    async def embeddings(request: Request) -> Response:
+        req = EmbeddingsRequest.parse_body(await body(request))
+        return JSONResponse(await engine.embeddings(req))
+
+    app.include_router(compat_router(engine, body, schemas))
+    install_schemas(app, schemas)
 
     return app

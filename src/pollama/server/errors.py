@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pollama import errors as e
 
+
+class BodyTooLarge(e.InvalidRequest):
+    """A request body over the server's size limit (HTTP 413)."""
+
+
 STATUS: list[tuple[type[BaseException], int]] = [
+    (BodyTooLarge, 413),
     (e.ModelNotFound, 404),
     (e.BlobNotFound, 404),
     (e.ServerBusy, 503),
