@@ -137,15 +137,18 @@ def create_app(engine: Engine) -> FastAPI:
     async def body(request: Request) -> Any:
         return await read_json(request, settings.max_body)
 
-    @app.api_route("/", methods=["GET", "HEAD"])
+    @app.get("/")
+    @app.head("/", include_in_schema=False)
     async def root() -> Response:
         return PlainTextResponse("Ollama is running")
 
-    @app.api_route("/api/version", methods=["GET", "HEAD"])
+    @app.get("/api/version")
+    @app.head("/api/version", include_in_schema=False)
     async def version() -> Response:
         return JSONResponse({"version": OLLAMA_COMPAT_VERSION})
 
-    @app.api_route("/api/tags", methods=["GET", "HEAD"])
+    @app.get("/api/tags")
+    @app.head("/api/tags", include_in_schema=False)
     async def tags() -> Response:
         return JSONResponse(engine.list_models())
 
