@@ -238,7 +238,8 @@ async def test_format_reaches_the_runner(make_client) -> None:  # type: ignore[n
                                                    "response_format": {"type": "json_object"}})
     assert r.status_code == 200
     sent = [req.json_schema for run in factory.made for req in run.requests]
-    assert sent == [schema, {}]
+    compact = {"x-guidance": {"whitespace_flexible": False}}
+    assert sent == [{**compact, **schema}, compact]
 
 
 # ---- tools -----------------------------------------------------------------------------------

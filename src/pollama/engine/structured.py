@@ -6,8 +6,11 @@ schema up front with the same library and answers a schema it cannot enforce wit
 quotes the compiler (which names the offending keyword, pointer or pattern), never with an
 unconstrained answer.
 
+Whitespace is fixed (llguidance's ``whitespace_flexible: false``): with flexible whitespace a small
+model can spend its whole ``num_predict`` on newlines inside the object and never close it.
+
 >>> runner_schema("json")
-{}
+{'x-guidance': {'whitespace_flexible': False}}
 >>> runner_schema({"type": "object", "not": {"type": "string"}})
 Traceback (most recent call last):
 ...
@@ -71,8 +74,18 @@ def runner_schema(fmt: Any) -> dict[str, Any] | None:
     if fmt is None:
         return None
     if fmt == "json":
-        return {}
-    return check_schema(fmt, "format")
+        return {"x-guidance": dict(COMPACT)}
+    return _compact(check_schema(fmt, "format"))
+
+
+COMPACT = {"whitespace_flexible": False}
+
+
+def _compact(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with llguidance's fixed-whitespace option (a caller's own ``x-guidance`` wins)."""
+    if "x-guidance" in schema:
+        return schema
+    return {"x-guidance": dict(COMPACT), **schema}
 
 
 # ---- tools -------------------------------------------------------------------------------------
@@ -139,4 +152,4 @@ def tool_choice_schema(tools: list[dict[str, Any]], choice: Any) -> dict[str, An
         schema = _call_schema(match[0])
     else:
         raise InvalidRequest(f'invalid tool_choice: {json.dumps(choice)} (must be "none", "auto", "required" or a function)')
-    return check_schema(schema, "tools")
+    return _compact(check_schema(schema, "tools"))
