@@ -1,0 +1,167 @@
+"""The official clients against a real ``pollama serve``: ``ollama``, ``openai`` and ``langchain-ollama``.
+
+No client-side workarounds: each library is used as its documentation shows, pointed at the live
+server. Generation is kept to a few tokens; the assertions are on what the libraries parse.
+(``ollama.create`` is not exercised: ``/api/create`` belongs to issue 3 and is not on this branch.)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema
+import ollama
+import openai
+import pytest
+from langchain_ollama import ChatOllama, OllamaEmbeddings
+from pydantic import BaseModel
+
+from tests.integration.conftest import MODEL
+from tests.integration.test_compat_real import WEATHER, derive, TEMPLATES
+
+pytestmark = pytest.mark.integration
+
+SHORT = {"seed": 7, "num_predict": 8}
+
+
+class Pet(BaseModel):
+    name: str
+    age: int
+
+
+@pytest.fixture(scope="module")
+def toolie(live: Any) -> str:
+    return derive(live.models, "toolie:latest", (TEMPLATES / "qwen2.5.gotmpl").read_text())
+
+
+@pytest.fixture(scope="module")
+def oc(live: Any) -> Iterator[ollama.Client]:
+    client = ollama.Client(host=live.url, timeout=300)
+    yield client
+    client._client.close()
+
+
+@pytest.fixture(scope="module")
+def ai(live: Any) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=live.url + "/v1", api_key="ollama", timeout=300, max_retries=0) as client:
+        yield client
+
+
+# ---- ollama ---------------------------------------------------------------------------------------
+
+
+def test_ollama_generate_and_chat(oc: ollama.Client) -> None:
+    r = oc.generate(model=MODEL, prompt="Say hi.", options=SHORT)
+    assert r.done and r.response and r.eval_count and r.eval_count <= 8
+    parts = list(oc.generate(model=MODEL, prompt="Say hi.", options=SHORT, stream=True))
+    assert parts[-1].done and "".join(p.response for p in parts) == r.response  # same seed, same text
+    c = oc.chat(model=MODEL, messages=[{"role": "user", "content": "Hello"}], options=SHORT)
+    assert c.message.role == "assistant" and c.message.content
+    parts = list(oc.chat(model=MODEL, messages=[{"role": "user", "content": "Hello"}], options=SHORT, stream=True))
+    assert parts[-1].done and "".join(p.message.content or "" for p in parts) == c.message.content
+
+
+def test_ollama_format_tools_and_embed(oc: ollama.Client, toolie: str) -> None:
+    r = oc.chat(model=MODEL, messages=[{"role": "user", "content": "A pet as JSON."}],
+                format=Pet.model_json_schema(), options={"seed": 1, "num_predict": 40})
+    Pet.model_validate_json(r.message.content or "")
+    # tools: the request (with a tool-call and tool-result history) round-trips through the client
+    history = [{"role": "user", "content": "Weather in Paris?"},
+               {"role": "assistant", "content": "", "tool_calls": [
+                   {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+               {"role": "tool", "content": "Sunny", "tool_name": "get_weather"}]
+    r = oc.chat(model=toolie, messages=history, tools=[WEATHER], options=SHORT)
+    assert r.done and r.message.role == "assistant"
+    for call in r.message.tool_calls or []:
+        assert isinstance(call.function.arguments, dict)
+    with pytest.raises(ollama.ResponseError) as e:
+        oc.chat(model=MODEL, messages=[{"role": "user", "content": "x"}], tools=[WEATHER])
+    assert e.value.status_code == 400 and "does not support tools" in e.value.error
+    emb = oc.embed(model=MODEL, input=["hello", "hello", "world"])
+    assert len(emb.embeddings) == 3 and emb.embeddings[0] == emb.embeddings[1]
+    assert len(oc.embeddings(model=MODEL, prompt="hello").embedding) == len(emb.embeddings[0])
+
+
+def test_ollama_model_management(oc: ollama.Client) -> None:
+    names = [m.model for m in oc.list().models]
+    assert MODEL in names
+    info = oc.show(MODEL)
+    assert "completion" in (info.capabilities or []) and info.details.family
+    assert oc.generate(model=MODEL).done_reason == "load"  # an empty prompt loads the model
+    assert any(m.model == MODEL for m in oc.ps().models)
+    oc.copy(MODEL, "pet-copy:1")
+    assert "pet-copy:1" in [m.model for m in oc.list().models]
+    oc.delete("pet-copy:1")
+    assert "pet-copy:1" not in [m.model for m in oc.list().models]
+    statuses = [p.status for p in oc.pull(MODEL, stream=True)]
+    assert statuses[-1] == "success"
+    with pytest.raises(ollama.ResponseError) as e:
+        oc.show("no-such-model")
+    assert e.value.status_code == 404
+
+
+# ---- openai ---------------------------------------------------------------------------------------
+
+
+def test_openai_chat_stream_completions(ai: openai.OpenAI) -> None:
+    msgs: Any = [{"role": "user", "content": "Say hello."}]
+    r = ai.chat.completions.create(model=MODEL, messages=msgs, max_tokens=8, seed=3)
+    assert r.choices[0].message.content and r.usage and r.usage.completion_tokens <= 8
+    chunks = list(ai.chat.completions.create(model=MODEL, messages=msgs, max_tokens=8, seed=3, stream=True,
+                                             stream_options={"include_usage": True}))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == r.choices[0].message.content
+    assert chunks[-1].usage and chunks[-1].usage.completion_tokens == r.usage.completion_tokens
+    comp = ai.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=6, seed=1)
+    assert comp.choices[0].text and comp.choices[0].finish_reason in ("stop", "length")
+
+
+def test_openai_models_embeddings_errors(ai: openai.OpenAI) -> None:
+    assert MODEL in [m.id for m in ai.models.list()]
+    assert ai.models.retrieve(MODEL).id == MODEL
+    with pytest.raises(openai.NotFoundError):
+        ai.models.retrieve("nope:latest")
+    e = ai.embeddings.create(model=MODEL, input=["a cat", "a cat"])
+    assert len(e.data) == 2 and e.data[0].embedding == e.data[1].embedding
+    b = ai.embeddings.create(model=MODEL, input="a cat", encoding_format="base64")
+    raw = base64.b64decode(str(b.data[0].embedding))  # little-endian float32, as OpenAI sends it
+    assert list(struct.unpack(f"<{len(raw) // 4}f", raw)) == pytest.approx(e.data[0].embedding, abs=1e-6)
+    with pytest.raises(openai.BadRequestError) as err:
+        ai.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}],
+                                   response_format={"type": "json_schema", "json_schema": {
+                                       "name": "bad", "schema": {"type": "object", "properties": {"a": {"$ref": "#/nope"}}}}})
+    assert "invalid JSON schema" in str(err.value)
+
+
+def test_openai_response_format_and_tools(ai: openai.OpenAI, toolie: str) -> None:
+    r = ai.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "A pet."}], seed=4, max_tokens=40,
+                                   response_format={"type": "json_schema", "json_schema": {"name": "pet", "schema": Pet.model_json_schema()}})
+    Pet.model_validate_json(r.choices[0].message.content or "")
+    r = ai.chat.completions.create(model=toolie, messages=[{"role": "user", "content": "Weather in Rome?"}], tools=[WEATHER],  # type: ignore[list-item]
+                                   tool_choice="required", seed=4, max_tokens=40)
+    choice = r.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
+    call = choice.message.tool_calls[0]
+    assert call.id.startswith("call_") and call.function.name == "get_weather"  # type: ignore[union-attr]
+    jsonschema.validate(json.loads(call.function.arguments), WEATHER["function"]["parameters"])  # type: ignore[union-attr]
+
+
+# ---- langchain ------------------------------------------------------------------------------------
+
+
+def test_langchain_invoke_stream_structured(live: Any) -> None:
+    llm = ChatOllama(model=MODEL, base_url=live.url, num_predict=8, seed=5, temperature=0.8)
+    msg = llm.invoke("Say hi.")
+    assert isinstance(msg.content, str) and msg.content
+    pieces = [c.content for c in llm.stream("Say hi.")]
+    assert "".join(str(p) for p in pieces) == msg.content
+    structured = ChatOllama(model=MODEL, base_url=live.url, num_predict=40, seed=5).with_structured_output(Pet)
+    pet = structured.invoke("Describe a pet.")
+    assert isinstance(pet, Pet)
+    vec = OllamaEmbeddings(model=MODEL, base_url=live.url).embed_query("hello")
+    assert len(vec) == 576
