@@ -391,7 +391,8 @@ def parse_fault_spec(spec: str) -> Any:
     kind = kind.strip()
     cls = _FAULT_CLASSES.get(kind)
     if cls is None:
-        raise ChaosConfigError(f"fault {spec!r}: unknown fault kind {kind!r} (expected one of: {', '.join(FAULT_KINDS)})")
+        expected = ", ".join(FAULT_KINDS)
+        raise ChaosConfigError(f"fault {spec!r}: unknown fault kind {kind!r} (expected one of: {expected})")
     fields: dict[str, Any] = {}
     if rate_text:
         try:
@@ -571,6 +572,10 @@ async def _frames(chunks: AsyncIterator[bytes], sep: bytes) -> AsyncIterator[byt
         yield bytes(buffer)
 
 
+def _drop_byte_trigger(faults: list[Any]) -> int | None:
+    return next((f.after_bytes for f in faults if isinstance(f, DropFault) and f.line_trigger is None), None)
+
+
 class _ChaosStream:
     """ASGI response that relays an upstream streaming answer while applying stream faults."""
 
@@ -610,7 +615,7 @@ class _ChaosStream:
             action, frame = await self._before_frame(index, frame, faults)
             if action == "drop":
                 return False
-            drop_at = next((f.after_bytes for f in faults if isinstance(f, DropFault) and f.line_trigger is None), None)
+            drop_at = _drop_byte_trigger(faults)
             if drop_at is not None and sent + len(frame) >= drop_at:
                 self.state.count("drop")
                 if drop_at > sent:
@@ -813,7 +818,9 @@ class BackgroundServer:
     Leaving stops it.
     """
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", log_level: str = "warning", startup_timeout: float = 10.0) -> None:
+    def __init__(
+        self, app: Any, host: str = "127.0.0.1", log_level: str = "warning", startup_timeout: float = 10.0
+    ) -> None:
         _require_loopback(host, allow_non_loopback=False)
         self.app = app
         self.host = host
@@ -834,7 +841,9 @@ class BackgroundServer:
         port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, host=self.host, port=port, log_level=self.log_level, lifespan="on")
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="pollama-bg-server", daemon=True)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="pollama-bg-server", daemon=True
+        )
         self._server, self._thread, self._socket = server, thread, sock
         thread.start()
         self._wait_started()

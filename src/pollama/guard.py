@@ -131,6 +131,7 @@ class GuardResult:
     attempts: int
     elapsed: float
     events: tuple[GuardEvent, ...]
+    """Every decision taken, in order. ``attempts`` counts calls made on all paths."""
 
     @property
     def used_fallback(self) -> bool:
@@ -429,13 +430,14 @@ def _model_validator(model: Any) -> Callable[[Any], Any]:
     def check(output: Any) -> Any:
         try:
             if isinstance(output, (str, bytes)):
-                return model.model_validate_json(_strip_fence(output if isinstance(output, str) else output.decode()))
+                text = output if isinstance(output, str) else output.decode("utf-8", errors="replace")
+                return model.model_validate_json(_strip_fence(text))
             return model.model_validate(output)
         except ValueError as exc:  # pydantic.ValidationError subclasses ValueError
             errors = getattr(exc, "errors", None)
             if callable(errors):
                 items = errors()
-                text = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in items[:3])
+                text = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in items[:3])
             else:
                 text = str(exc)
             raise ValidationFailed(f"output does not match {model.__name__}: {text}", output) from exc
@@ -487,7 +489,7 @@ def ollama_text(response: Any) -> str:
     """
     if isinstance(response, str):
         return response
-    if hasattr(response, "status_code") and hasattr(response, "text") and callable(getattr(response, "json", None)):
+    if hasattr(response, "status_code") and isinstance(getattr(response, "text", None), str):
         return _text_from_body(response.text)
     if isinstance(response, Mapping):
         return _text_from_dict(response)
@@ -614,7 +616,10 @@ class PrometheusHook:
             f"{namespace}_guard_events", "Guard decisions by kind.", ["guard", "kind", "path"], **extra
         )
         self._latency = prometheus_client.Histogram(
-            f"{namespace}_guard_success_seconds", "Time to a successful guarded result.", ["guard", "path"], **extra
+            f"{namespace}_guard_success_seconds",
+            "Time to a successful guarded result.",
+            ["guard", "path"],
+            **extra,
         )
 
     def __call__(self, event: GuardEvent) -> None:
@@ -779,7 +784,7 @@ class Guard:
         rng: random.Random | None = None,
     ) -> None:
         if retries < 0 or max_reasks < 0:
-            raise ValueError(f"retries and max_reasks must be >= 0, got retries={retries}, max_reasks={max_reasks}")
+            raise ValueError(f"retries and max_reasks must be >= 0, got {retries=}, {max_reasks=}")
         for label, val in (("deadline", deadline), ("budget", budget)):
             if val is not None and val <= 0:
                 raise ValueError(f"{label} must be > 0 seconds, got {val!r}")
@@ -828,7 +833,11 @@ class Guard:
             policy.close()
 
     async def acall(self, *args: Any, **kwargs: Any) -> GuardResult:
-        """Run the guarded call on the event loop; callables may be sync or async."""
+        """Run the guarded call on the event loop.
+
+        Callables may be async (their awaitables are cancelled at the deadline) or sync (called
+        directly, so they block the loop and their deadline is only checked afterwards).
+        """
         policy = self._policy(Call(args, dict(kwargs)))
         reply: Any = None
         try:
@@ -915,7 +924,8 @@ class Guard:
         ) from last_error
 
     def _result(self, run: _Run, outcome: _PathResult, source: str, index: int | None) -> GuardResult:
-        return GuardResult(outcome.value, outcome.raw, source, index, run.attempts, run.elapsed(), tuple(run.events))
+        events = tuple(run.events)
+        return GuardResult(outcome.value, outcome.raw, source, index, run.attempts, run.elapsed(), events)
 
     def _primary_path(self, run: _Run, call: Call) -> _PathGen:
         path, attempt, retries, reasks = "primary", 0, 0, 0
@@ -1005,7 +1015,8 @@ class Guard:
     # ------------------------------------------------------------------ helpers
 
     def _attempt_limit(self, run: _Run) -> float | None:
-        limits = [x for x in (self.deadline, None if self.budget is None else self.budget - run.elapsed()) if x is not None]
+        remaining = None if self.budget is None else self.budget - run.elapsed()
+        limits = [x for x in (self.deadline, remaining) if x is not None]
         return min(limits) if limits else None
 
     def _with_timeout(self, call: Call, timeout: float | None) -> Call:

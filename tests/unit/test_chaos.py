@@ -52,7 +52,8 @@ def _close_client() -> Iterator[None]:
 
 
 def _chunk(piece: str, done: bool = False) -> dict[str, Any]:
-    data: dict[str, Any] = {"model": "fake:1b", "created_at": "2025-01-01T00:00:00.000000Z", "response": piece, "done": done}
+    data: dict[str, Any] = {"model": "fake:1b", "created_at": "2025-01-01T00:00:00.000000Z"}
+    data.update(response=piece, done=done)
     if done:
         data.update(done_reason="stop", total_duration=1000, eval_count=len(TOKENS), eval_duration=900)
     return data
@@ -134,7 +135,8 @@ class RecordingSleep:
 
 
 def generate(url: str, stream: bool = True, **extra: Any) -> httpx.Response:
-    return HTTP.post(f"{url}/api/generate", json={"model": "fake:1b", "prompt": "hi", "stream": stream, **extra}, timeout=10)
+    body = {"model": "fake:1b", "prompt": "hi", "stream": stream, **extra}
+    return HTTP.post(f"{url}/api/generate", json=body, timeout=10)
 
 
 def stream_lines(url: str) -> tuple[list[str], BaseException | None]:
@@ -182,7 +184,8 @@ def test_streaming_is_relayed_chunk_by_chunk(upstream: BackgroundServer) -> None
 
 def test_sse_passthrough(upstream: BackgroundServer) -> None:
     with ChaosProxy(upstream.url) as proxy:
-        r = HTTP.post(f"{proxy.url}/v1/chat/completions", json={"model": "m", "messages": [], "stream": True}, timeout=5)
+        body = {"model": "m", "messages": [], "stream": True}
+        r = HTTP.post(f"{proxy.url}/v1/chat/completions", json=body, timeout=5)
     assert r.headers["content-type"].startswith("text/event-stream")
     events = [e for e in r.text.split("\n\n") if e]
     assert len(events) == 6 and events[-1] == "data: [DONE]"
@@ -232,7 +235,8 @@ def test_error_uses_openai_shape_under_v1(upstream: BackgroundServer) -> None:
 
 
 def test_error_mid_stream_is_a_last_line(upstream: BackgroundServer) -> None:
-    with ChaosProxy(upstream.url, {"faults": [{"kind": "error", "after_lines": 2, "message": "runner died"}]}) as proxy:
+    config = {"faults": [{"kind": "error", "after_lines": 2, "message": "runner died"}]}
+    with ChaosProxy(upstream.url, config) as proxy:
         lines, error = stream_lines(proxy.url)
     assert error is None
     assert lines[:2] == expected_lines()[:2]
@@ -301,7 +305,8 @@ def test_slow_tokens_in_real_time(upstream: BackgroundServer) -> None:
 
 def test_stall_once(upstream: BackgroundServer) -> None:
     sleep = RecordingSleep()
-    with ChaosProxy(upstream.url, {"faults": [{"kind": "stall", "after_lines": 3, "delay": "2s"}]}, sleep=sleep) as proxy:
+    config = {"faults": [{"kind": "stall", "after_lines": 3, "delay": "2s"}]}
+    with ChaosProxy(upstream.url, config, sleep=sleep) as proxy:
         lines, _ = stream_lines(proxy.url)
         assert proxy.stats()["faults"]["stall"] == 1
     assert lines == expected_lines() and sleep.delays == [2.0]
@@ -408,7 +413,8 @@ async def test_app_in_process_with_mock_transport() -> None:
         body = httpx.ByteStream(b'{"response":"a"}\n{"response":"b"}\n')
         return httpx.Response(200, stream=body, headers={"content-type": "application/x-ndjson"})
 
-    app = create_chaos_app("http://upstream.invalid", ChaosConfig(faults=[parse_fault_spec("malformed:0")]), transport=httpx.MockTransport(upstream_handler))
+    config = ChaosConfig(faults=[parse_fault_spec("malformed:0")])
+    app = create_chaos_app("http://upstream.invalid", config, transport=httpx.MockTransport(upstream_handler))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://proxy") as client:
         r = await client.post("/api/generate", json={})
     assert r.text == '{"respon\n{"response":"b"}\n'
@@ -482,7 +488,8 @@ def test_config_from_files(tmp_path: Path) -> None:
 
 
 def test_config_round_trips_through_json() -> None:
-    cfg = ChaosConfig.from_cli(["latency:uniform:1ms,2ms@0.3", "slow:exp:10ms", "stall:1:5s"], ["error:503+latency:1s", "pass"], seed=9)
+    faults = ["latency:uniform:1ms,2ms@0.3", "slow:exp:10ms", "stall:1:5s"]
+    cfg = ChaosConfig.from_cli(faults, ["error:503+latency:1s", "pass"], seed=9)
     again = ChaosConfig.from_dict(json.loads(cfg.model_dump_json()))
     assert again == cfg
 
@@ -537,7 +544,8 @@ class VirtualSleep:
 
 def generate_call(url: str) -> Any:
     def call(prompt: str) -> httpx.Response:
-        return HTTP.post(f"{url}/api/generate", json={"model": "fake:1b", "prompt": prompt, "stream": False}, timeout=5)
+        body = {"model": "fake:1b", "prompt": prompt, "stream": False}
+        return HTTP.post(f"{url}/api/generate", json=body, timeout=5)
 
     return call
 
