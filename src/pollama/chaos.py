@@ -38,8 +38,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import ipaddress
 import json
+import logging
 import random
 import re
 import socket
@@ -795,6 +797,30 @@ def _require_loopback(host: str, allow_non_loopback: bool) -> None:
         )
 
 
+_UNFINISHED = "ASGI callable returned without completing response."
+
+
+class _InjectedDropFilter(logging.Filter):
+    """uvicorn logs an ERROR whenever a response is left unfinished, which is exactly how the
+    ``drop`` fault aborts a connection; restate it as an INFO note about the injected fault."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage() != _UNFINISHED:
+            return True
+        record.msg, record.args = "pollama chaos: connection dropped mid-response (injected fault)", ()
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
+def chaos_log_config() -> dict[str, Any]:
+    """uvicorn's logging config with :class:`_InjectedDropFilter` on its handlers."""
+    config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config.setdefault("filters", {})["pollama_chaos_drop"] = {"()": _InjectedDropFilter}
+    for handler in config.get("handlers", {}).values():
+        handler.setdefault("filters", []).append("pollama_chaos_drop")
+    return config
+
+
 def run_proxy(
     upstream: str,
     listen: str = "127.0.0.1:11435",
@@ -807,7 +833,7 @@ def run_proxy(
     host, port = parse_listen(listen)
     _require_loopback(host, allow_non_loopback)
     app = create_chaos_app(upstream, config)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=chaos_log_config())
 
 
 class BackgroundServer:
@@ -819,10 +845,16 @@ class BackgroundServer:
     """
 
     def __init__(
-        self, app: Any, host: str = "127.0.0.1", log_level: str = "warning", startup_timeout: float = 10.0
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        log_level: str = "warning",
+        startup_timeout: float = 10.0,
+        log_config: dict[str, Any] | None = None,
     ) -> None:
         _require_loopback(host, allow_non_loopback=False)
         self.app = app
+        self.log_config = log_config
         self.host = host
         self.log_level = log_level
         self.startup_timeout = startup_timeout
@@ -839,7 +871,8 @@ class BackgroundServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, 0))
         port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, host=self.host, port=port, log_level=self.log_level, lifespan="on")
+        extra: dict[str, Any] = {} if self.log_config is None else {"log_config": self.log_config}
+        config = uvicorn.Config(self.app, host=self.host, port=port, log_level=self.log_level, lifespan="on", **extra)
         server = uvicorn.Server(config)
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="pollama-bg-server", daemon=True
@@ -893,7 +926,7 @@ class ChaosProxy:
         cfg = ChaosConfig.from_dict(config) if isinstance(config, Mapping) else config
         self.state = ChaosState(cfg)
         self.app = create_chaos_app(upstream, state=self.state, sleep=sleep)
-        self._server = BackgroundServer(self.app, host=host)
+        self._server = BackgroundServer(self.app, host=host, log_config=chaos_log_config())
 
     @property
     def url(self) -> str:

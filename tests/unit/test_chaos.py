@@ -618,3 +618,19 @@ async def test_async_guard_against_truncated_json_falls_back(upstream: Backgroun
                 await no_fallback.acall("hi")
     assert result.source == "fallback[0]"
     assert "could not extract output" in (next(e for e in result.events if e.kind == "validation_failed").error or "")
+
+
+def test_injected_drops_are_logged_as_info_not_error() -> None:
+    import logging
+
+    from pollama.chaos import chaos_log_config
+
+    config = chaos_log_config()
+    drop_filter = config["filters"]["pollama_chaos_drop"]["()"]()
+    assert all("pollama_chaos_drop" in h["filters"] for h in config["handlers"].values())
+    message = "ASGI callable returned without completing response."
+    record = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, message, (), None)
+    drop_filter.filter(record)
+    assert record.levelno == logging.INFO and "injected fault" in record.getMessage()
+    other = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, "something else", (), None)
+    assert drop_filter.filter(other) and other.levelno == logging.ERROR
