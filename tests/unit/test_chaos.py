@@ -634,3 +634,12 @@ def test_injected_drops_are_logged_as_info_not_error() -> None:
     assert record.levelno == logging.INFO and "injected fault" in record.getMessage()
     other = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, "something else", (), None)
     assert drop_filter.filter(other) and other.levelno == logging.ERROR
+
+
+def test_doctests() -> None:
+    import doctest
+
+    from pollama import chaos
+
+    result = doctest.testmod(chaos)
+    assert result.failed == 0 and result.attempted >= 4
