@@ -79,7 +79,8 @@ class InferenceMixin:
     scheduler: Any
     runner_verbose: bool
 
-    def resolve(self, name: str, not_found: str | None = None) -> Model: ...  # pragma: no cover
+    def resolve(self, name: str, not_found: str | None = None) -> Model:
+        raise NotImplementedError  # provided by Engine
 
     # ---- preparation -------------------------------------------------------------------
 
@@ -300,7 +301,7 @@ class InferenceMixin:
             async for c in runner.completion(creq):
                 generated.extend(c.tokens)
                 if c.done:
-                    final = {"model": req_model, "created_at": rfc3339_utc_now()}
+                    final: dict[str, Any] = {"model": req_model, "created_at": rfc3339_utc_now()}
                     if chat:
                         final["message"] = {"role": "assistant", "content": c.content}
                     else:
