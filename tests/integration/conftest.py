@@ -19,8 +19,10 @@ import pytest
 from pollama.store.bundled import BUNDLED, import_bundled
 from pollama.store.store import Store
 from pollama.types.names import ModelName
+from tests.factories import add_model
 
 MODEL = "smollm2:135m"
+SHORT = "smollm2-short:135m"
 
 
 def free_port() -> int:
@@ -106,6 +108,10 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = Store(root)
     for _ in import_bundled(store, ModelName.parse(MODEL), BUNDLED[MODEL]):
         pass
+    # A variant with short answers (as `FROM smollm2:135m` + `PARAMETER num_predict 24` would make),
+    # for tests that go through interfaces with no per-request options, such as `pollama run`.
+    add_model(store, SHORT, store.blob_path(store.entry(ModelName.parse(MODEL)).manifest.layers[0].digest),
+              params={**BUNDLED[MODEL].params, "num_predict": 24})
     return root
 
 

@@ -33,8 +33,9 @@ def test_table_has_every_option_with_ollama_types() -> None:
 
 
 def test_runner_options() -> None:
-    assert RUNNER_OPTIONS == {"num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap",
-                              "num_thread", "draft_num_predict"}
+    expected = {"num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread",
+                "draft_num_predict"}
+    assert expected == RUNNER_OPTIONS
 
 
 def test_defaults() -> None:
@@ -153,7 +154,8 @@ def test_parse_option_text(name: str, text: str, expected: Any) -> None:
     [
         ("num_ctx", "abc", "invalid int value [abc] for parameter 'num_ctx' (expected integer)"),
         ("num_ctx", "4.5", "invalid int value [4.5] for parameter 'num_ctx' (expected integer)"),
-        ("num_ctx", "1_000", "invalid int value [1_000] for parameter 'num_ctx' (expected integer)"),
+        ("num_ctx", "1_000",
+         "invalid int value [1_000] for parameter 'num_ctx' (expected integer)"),
         ("seed", "99999999999999999999",
          "invalid int value [99999999999999999999] for parameter 'seed' (expected integer)"),
         ("temperature", "warm",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -78,7 +79,7 @@ class Client:
     def list(self) -> list[dict[str, Any]]:
         return list(self.request("GET", "/api/tags")["models"])
 
-    def ps(self) -> list[dict[str, Any]]:
+    def ps(self) -> builtins.list[dict[str, Any]]:
         return list(self.request("GET", "/api/ps")["models"])
 
     def show(self, model: str, verbose: bool = False) -> dict[str, Any]:

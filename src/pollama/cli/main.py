@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from functools import partial
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -156,7 +157,7 @@ def rm(models: tuple[str, ...]) -> None:
                 pass
         except APIError:
             pass
-        api_call(lambda m=m: c.delete(m))
+        api_call(partial(c.delete, m))
         click.echo(f"deleted '{m}'")
 
 

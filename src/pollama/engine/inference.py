@@ -88,14 +88,17 @@ class InferenceMixin:
     scheduler: Any
     runner_verbose: bool
 
-    def resolve(self, name: str, not_found: str | None = None) -> Model: ...  # pragma: no cover
+    def resolve(self, name: str, not_found: str | None = None) -> Model:
+        raise NotImplementedError  # provided by Engine
 
     # ---- preparation -------------------------------------------------------------------
 
     def prepare(self, model: Model, options: dict[str, Any] | None, keep_alive: Any) -> Prepared:
         if model.model_path is None:
             raise InvalidRequest(f"{model.name.display} has no model layer")
-        opts, _ = merge_options({**default_options(), "num_ctx": self.settings.default_num_ctx}, model.params, options)
+        opts, ignored = merge_options({**default_options(), "num_ctx": self.settings.default_num_ctx}, model.params, options)
+        for key in ignored:
+            log.warning("invalid option provided: %s", key)
         num_ctx = int(opts["num_ctx"])
         train = model.train_ctx
         if num_ctx < 4:
@@ -342,7 +345,7 @@ class InferenceMixin:
                 if probs:
                     yield _text_chunk(req_model, chat, "", "", probs)
                 if c.done:
-                    final = {"model": req_model, "created_at": rfc3339_utc_now()}
+                    final: dict[str, Any] = {"model": req_model, "created_at": rfc3339_utc_now()}
                     if chat:
                         final["message"] = {"role": "assistant", "content": ""}
                     else:

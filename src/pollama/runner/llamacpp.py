@@ -80,7 +80,11 @@ class LlamaCppRunner:
             stderr=asyncio.subprocess.PIPE, start_new_session=False,
         )
         self._stderr_task = asyncio.create_task(self._pump_stderr())
-        self.client = httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(None, connect=5.0))
+        # TCP_NODELAY: a request goes out as headers then body; with Nagle on, the body waits for
+        # the runner's delayed ACK (measured: 6–18 ms per tokenize call instead of 2 ms).
+        transport = httpx.AsyncHTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        self.client = httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(None, connect=5.0),
+                                        transport=transport)
         try:
             await asyncio.wait_for(self._wait_healthy(), self.load_timeout if self.load_timeout > 0 else None)
         except TimeoutError:

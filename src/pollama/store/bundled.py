@@ -19,7 +19,7 @@ The params layer carries documented defaults for the bundled models:
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,7 +133,7 @@ def import_bundled(store: Store, name: ModelName, bundled: Bundled) -> Iterator[
     yield {"status": "success"}
 
 
-def _import_chunks(store: Store, paths: list[Path], total: int, expected: str | None) -> Iterator[PULL_PROGRESS]:
+def _import_chunks(store: Store, paths: list[Path], total: int, expected: str | None) -> Generator[PULL_PROGRESS, None, Layer]:
     progress: list[int] = [0]
 
     def chunks() -> Iterator[bytes]:

@@ -37,7 +37,7 @@ MESSAGE user Hi there
 >>> parse_modelfile("FROM x\nPARAMETER num_ctx lots")
 Traceback (most recent call last):
 ...
-pollama.errors.ModelfileError: (line 2): invalid int value [lots] for parameter 'num_ctx' (expected integer)
+pollama.errors.ModelfileError: (line 2): invalid int value [lots] for parameter 'num_ctx' ...
 '''
 
 from __future__ import annotations
@@ -350,7 +350,7 @@ def _check_bounds(text: str) -> str:
     """Reject oversized input, over-long lines and binary data before parsing."""
     if len(text) > MAX_SIZE:
         raise ModelfileError(f"Modelfile is larger than {MAX_SIZE // (1024 * 1024)} MiB")
-    long_line = re.search(r"[^\r\n]{%d}" % (MAX_LINE + 1), text)
+    long_line = re.search(rf"[^\r\n]{{{MAX_LINE + 1}}}", text)
     if long_line is not None:
         line = text.count("\n", 0, long_line.start()) + 1
         raise _error(line, f"line is longer than {MAX_LINE} characters")

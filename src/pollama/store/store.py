@@ -11,6 +11,7 @@ become paths, so nothing a client or registry sends can reach outside the models
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import os
@@ -183,13 +184,14 @@ class Store:
         if prune:
             self.prune_blobs(manifest.digests())
 
+    # (``list`` above shadows the builtin inside the class body, hence ``builtins.list``.)
     def referenced_digests(self) -> set[str]:
         refs: set[str] = set()
         for entry in self.list():
             refs |= entry.manifest.digests()
         return refs
 
-    def prune_blobs(self, candidates: Iterable[str] | None = None, min_age: float = 0.0) -> list[str]:
+    def prune_blobs(self, candidates: Iterable[str] | None = None, min_age: float = 0.0) -> builtins.list[str]:
         """Delete blobs no manifest references (only ``candidates`` if given)."""
         refs = self.referenced_digests()
         removed = []

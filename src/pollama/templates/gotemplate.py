@@ -225,7 +225,7 @@ class _Lexer:
             self.fail("unterminated raw quoted string", i)
         if ch == "'":
             self.fail("unterminated character constant", i)
-        self.fail(f"unexpected {ch!r} in command", i)
+        self.fail(f"unrecognized character in action: U+{ord(ch):04X} '{ch}'", i)
 
     def token(self, kind: str, text: str, pos: int, spaced: bool) -> _Tok:
         if kind == "ident":
@@ -323,7 +323,7 @@ class Chain:
     names: tuple[str, ...]
 
 
-Arg = Union[Field, Variable, Dot, Const, Ident, Chain, "Pipe"]
+Arg = Union[Field, Variable, Dot, Const, Ident, Chain, "Pipe"]  # noqa: UP007
 
 
 @dataclass(frozen=True)
@@ -384,7 +384,7 @@ class Jump:
     line: int
 
 
-Node = Union[Text, Action, Branch, Call, Jump]
+Node = Union[Text, Action, Branch, Call, Jump]  # noqa: UP007 - forward references
 
 
 # ================================================================================ parser ========
@@ -589,7 +589,9 @@ class _Parser:
         self.t = start
         return (), False
 
-    def bind(self, names: list[str], assign: bool, range_decl: bool) -> tuple[tuple[str, ...], bool]:
+    def bind(
+        self, names: list[str], assign: bool, range_decl: bool
+    ) -> tuple[tuple[str, ...], bool]:
         if len(names) > 1 and not range_decl:
             self.fail("too many declarations")
         for name in names:
@@ -814,7 +816,7 @@ def _walk_if_with(s: _State, node: Branch, dot: Any) -> None:
 def _range_items(s: _State, value: Any) -> Iterator[tuple[Any, Any]]:
     if value is None:
         return iter(())
-    if isinstance(value, GoStruct) or isinstance(value, (str, float)):
+    if isinstance(value, (GoStruct, str, float)):
         s.fail(f"range can't iterate over {sprint_value(value)}")
     if isinstance(value, Mapping):
         return ((k, value[k]) for k in sorted(value, key=str))

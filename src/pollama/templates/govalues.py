@@ -130,7 +130,7 @@ def is_true(value: Any) -> bool:
 
 
 def go_type_name(value: Any) -> str:
-    """The Go type name fmt would print for ``value`` (``string``, ``int``, ``[]interface {}`` …)."""
+    """The Go type name fmt prints for ``value`` (``string``, ``int``, ``[]interface {}`` …)."""
     if value is None:
         return "<nil>"
     if isinstance(value, bool):
@@ -489,10 +489,8 @@ def _format_float(spec: _Spec, value: float) -> str | None:
         text = go_float_v(value)
         return sign + (text.upper() if spec.verb == "G" else text)
     precision = 6 if spec.precision is None else spec.precision
-    text = format(value, f".{precision}{spec.verb}")
-    if spec.verb in "eEgG":  # Python writes e+06 like Go; keep at least two exponent digits
-        return sign + text
-    return sign + text
+    # Python's %e/%f/%g with a precision match Go's, two-digit exponents included.
+    return sign + format(value, f".{precision}{spec.verb}")
 
 
 def _format_string(spec: _Spec, value: str) -> str | None:

@@ -34,7 +34,6 @@ from pollama.templates.gotemplate import (
     Arg,
     Branch,
     Call,
-    Chain,
     Clock,
     Command,
     Field,
@@ -464,9 +463,8 @@ class _ThinkTags:
             self.visit_list(node.body)
             if node.else_ is not None:
                 self.visit_list(node.else_)
-        elif isinstance(node, Action):
-            self.visit_pipe(node.pipe)
-        elif isinstance(node, Call) and node.pipe is not None:
+        elif isinstance(node, Action) or isinstance(node, Call) and node.pipe is not None:
+            assert node.pipe is not None
             self.visit_pipe(node.pipe)
         self.ancestors.pop()
 

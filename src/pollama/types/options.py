@@ -49,7 +49,7 @@ OptionType = Literal["integer", "float32", "boolean", "string", "array"]
 
 @dataclass(frozen=True)
 class OptionSpec:
-    """One option: its Ollama type name, its default (None: unset) and whether it is a runner one."""
+    """One option: its Ollama type name, default (None: unset) and whether it is a runner one."""
 
     name: str
     type: OptionType
@@ -211,7 +211,8 @@ def parse_option_text(name: str, text: str) -> Any:
     """Parse a Modelfile PARAMETER value for a known option, the way Go's ``FormatParams`` does.
 
     Integers are base-10 64-bit, floats are finite decimals that fit a float32, booleans take
-    Go's ``ParseBool`` spellings, and ``stop`` becomes a one-element list (the caller accumulates repeats).
+    Go's ``ParseBool`` spellings, and ``stop`` becomes a one-element list (the caller
+    accumulates repeats).
     Raises ``KeyError`` for unknown names and :class:`InvalidOption` for malformed values.
     """
     spec = OPTIONS[name]

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Single-stream generation: pollama's /api/generate vs the same request sent straight to the
+runner's llama.cpp endpoint, in the same run, against the same runner process.
+
+For each round, one request goes through pollama (streaming NDJSON) and one straight to the
+runner's ``/completion`` (streaming SSE), alternating which goes first. Each request has a unique
+prompt prefix so neither benefits from the other's prompt cache. Reported per path: median
+client-side decode rate (tokens after the first / time from first to last token) and median
+time to first token. Prints the tokens/s ratio and the TTFT difference.
+
+Usage: python bench/bench_generate.py [--rounds 12] [--tokens 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+from pollama.store.bundled import BUNDLED, import_bundled  # noqa: E402
+from pollama.store.store import Store  # noqa: E402
+from pollama.types.names import ModelName  # noqa: E402
+from tests.integration.conftest import free_port, runner_pids  # noqa: E402
+
+MODEL = "smollm2:135m"
+CHATML = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
+STOP = ["<|im_start|>", "<|im_end|>"]
+WORDS = "apple river stone cloud maple ember falcon quartz harbor violet meadow cobalt".split()
+
+
+def runner_port(models: Path) -> int:
+    [pid] = runner_pids(models)
+    args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return int(args[args.index(b"--port") + 1])
+
+
+def via_pollama(c: httpx.Client, prompt: str, n: int) -> tuple[float, float, int]:
+    body = {"model": MODEL, "prompt": prompt, "raw": True, "options": {"temperature": 0, "num_predict": n, "seed": 1}}
+    t0 = time.perf_counter()
+    first = last = 0.0
+    count = 0
+    with c.stream("POST", "/api/generate", json=body) as r:
+        for line in r.iter_lines():
+            obj = json.loads(line)
+            if obj.get("done"):
+                count = obj["eval_count"]
+                break
+            if obj.get("response"):
+                last = time.perf_counter()
+                first = first or last
+    return first - t0, last - first, count
+
+
+def via_runner(c: httpx.Client, tokens: list[int], n: int) -> tuple[float, float, int]:
+    body = {"prompt": tokens, "n_predict": n, "stream": True, "cache_prompt": True, "temperature": 0, "seed": 1,
+            "top_k": 40, "top_p": 0.9, "min_p": 0.0, "typical_p": 1.0, "repeat_penalty": 1.1, "repeat_last_n": 64,
+            "stop": STOP, "n_keep": 4, "return_tokens": True}
+    t0 = time.perf_counter()
+    first = last = 0.0
+    count = 0
+    with c.stream("POST", "/completion", json=body) as r:
+        for line in r.iter_lines():
+            if not line.startswith("data: "):
+                continue
+            obj = json.loads(line[6:])
+            if obj.get("stop"):
+                count = obj["timings"]["predicted_n"]
+                break
+            if obj.get("content"):
+                last = time.perf_counter()
+                first = first or last
+    return first - t0, last - first, count
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=12)
+    ap.add_argument("--tokens", type=int, default=128)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        models = Path(tmp) / "models"
+        for _ in import_bundled(Store(models), ModelName.parse(MODEL), BUNDLED[MODEL]):
+            pass
+        port = free_port()
+        env = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{port}", "OLLAMA_MODELS": str(models),
+               "PYTHONPATH": str(ROOT / "src")}
+        server = subprocess.Popen([sys.executable, "-m", "pollama", "serve"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(100):
+                try:
+                    httpx.get(base, timeout=1)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            pc = httpx.Client(base_url=base, timeout=300)
+            pc.post("/api/generate", json={"model": MODEL, "prompt": "warm up", "stream": False, "options": {"num_predict": 8}})
+            rc = httpx.Client(base_url=f"http://127.0.0.1:{runner_port(models)}", timeout=300)
+            results: dict[str, list[tuple[float, float, int]]] = {"pollama": [], "runner": []}
+            for i in range(args.rounds):
+                prompts = [CHATML.format(f"{WORDS[i % len(WORDS)]} {i}{k}. Write a long story about a lighthouse keeper.")
+                           for k in ("a", "b")]
+                order = ["pollama", "runner"] if i % 2 == 0 else ["runner", "pollama"]
+                for path, prompt in zip(order, prompts):
+                    if path == "pollama":
+                        results[path].append(via_pollama(pc, prompt, args.tokens))
+                    else:
+                        toks = rc.post("/tokenize", json={"content": prompt, "add_special": True, "parse_special": True}).json()["tokens"]
+                        results[path].append(via_runner(rc, toks, args.tokens))
+            summary = {}
+            for path, rows in results.items():
+                rows = rows[1:]  # the first round of each warms caches and allocators
+                rates = [(n - 1) / d for _, d, n in rows if d > 0 and n > 1]
+                summary[path] = (statistics.median(rates), statistics.median(t for t, _, _ in rows) * 1000)
+            ratio = summary["pollama"][0] / summary["runner"][0]
+            ttft_diff = summary["pollama"][1] - summary["runner"][1]
+            print(f"machine: {os.cpu_count()} CPUs, model {MODEL}, {args.tokens} tokens, {args.rounds} rounds")
+            print(f"{'path':<10} {'tokens/s (median)':>18} {'TTFT ms (median)':>18}")
+            for path, (rate, ttft) in summary.items():
+                print(f"{path:<10} {rate:>18.1f} {ttft:>18.1f}")
+            print(f"ratio pollama/runner tokens/s: {ratio:.3f}  (target >= 0.95)")
+            print(f"TTFT overhead: {ttft_diff:+.1f} ms  (target <= 10 ms)")
+        finally:
+            server.terminate()
+            server.wait(20)
+
+
+if __name__ == "__main__":
+    main()

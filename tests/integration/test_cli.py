@@ -1,0 +1,130 @@
+"""The ``pollama`` CLI against a real server: tables, one-shot runs, the REPL through a terminal."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.integration.conftest import MODEL, SHORT, LiveServer, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def cli(live: LiveServer | None, *args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OLLAMA_HOST": live.url if live else f"127.0.0.1:{free_port()}"}
+    return subprocess.run([sys.executable, "-m", "pollama", *args], env=env, input=stdin, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_list_show_cp_rm(live: LiveServer) -> None:
+    out = cli(live, "list").stdout.splitlines()
+    assert re.match(r"^NAME\s{4,}ID\s{4,}SIZE\s{4,}MODIFIED$", out[0])
+    row = next(line for line in out if line.startswith(MODEL))
+    assert re.search(r"\s[0-9a-f]{12}\s{4,}98 MB\s{4,}", row)
+    assert out[0].index("ID") == row.index(re.search(r"[0-9a-f]{12}", row).group())  # type: ignore[union-attr]
+    show = cli(live, "show", MODEL).stdout
+    assert "architecture" in show and "llama" in show and "134.52M" in show and "Capabilities" in show
+    assert cli(live, "show", MODEL, "--parameters").stdout.startswith("stop")
+    r = cli(live, "cp", MODEL, "alias:v1")
+    assert r.returncode == 0 and r.stdout.strip() == f"copied '{MODEL}' to 'alias:v1'"
+    r = cli(live, "rm", "alias:v1")
+    assert r.returncode == 0 and r.stdout.strip() == "deleted 'alias:v1'"
+    r = cli(live, "rm", "alias:v1")
+    assert r.returncode == 1 and r.stderr.strip() == "Error: model 'alias:v1' not found"
+
+
+def test_run_one_shot_and_piped_stdin_then_ps_and_stop(live: LiveServer) -> None:
+    r = cli(live, "run", SHORT, "Say", "hello.", "--verbose")
+    assert r.returncode == 0 and r.stdout.strip()
+    assert "eval rate:" in r.stderr and "prompt eval count:" in r.stderr
+    r = cli(live, "run", SHORT, stdin="What is the capital of France?\n")
+    assert r.returncode == 0 and r.stdout.strip()
+    ps = cli(live, "ps").stdout.splitlines()
+    assert ps[0].split() == ["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"]
+    assert any(line.startswith(SHORT) and "100% CPU" in line and "4096" in line and "from now" in line for line in ps[1:])
+    assert cli(live, "stop", SHORT).returncode == 0
+    assert not any(line.startswith(SHORT) for line in cli(live, "ps").stdout.splitlines())
+    r = cli(live, "stop", SHORT)
+    assert r.returncode == 1 and f'couldn\'t find model "{SHORT}" to stop' in r.stderr
+
+
+def test_unknown_model_and_no_server_errors(live: LiveServer) -> None:
+    r = cli(live, "run", "ghost-model:1b", "hi")
+    assert r.returncode == 1 and r.stderr.splitlines()[-1] == "Error: pull model manifest: file does not exist"
+    r = cli(None, "list")
+    assert r.returncode == 1
+    assert "could not connect to pollama server" in r.stderr and "run 'pollama serve' to start it" in r.stderr
+
+
+def test_help_is_complete() -> None:
+    r = cli(None, "--help")
+    for cmd in ("serve", "run", "pull", "list", "ps", "show", "cp", "rm", "stop"):
+        assert re.search(rf"^\s+{cmd}\s", r.stdout, re.M), cmd
+    r = cli(None, "serve", "--help")
+    assert "Environment Variables:" in r.stdout and "OLLAMA_HOST" in r.stdout and "OLLAMA_MAX_QUEUE" in r.stdout
+
+
+class Terminal:
+    """Drive a program through a pseudo-terminal, as a person at a keyboard would."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # child
+            os.execve(sys.executable, [sys.executable, *args], env)
+        self.buf = ""
+
+    def read_until(self, pattern: str, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(pattern, self.buf)
+            if m:
+                out, self.buf = self.buf[: m.end()], self.buf[m.end():]
+                return out
+            r, _, _ = select.select([self.fd], [], [], 0.5)
+            if r:
+                try:
+                    self.buf += os.read(self.fd, 4096).decode(errors="replace")
+                except OSError:
+                    break
+        raise AssertionError(f"timed out waiting for {pattern!r}; screen: {self.buf[-2000:]!r}")
+
+    def send(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def wait(self) -> int:
+        _, status = os.waitpid(self.pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+
+def test_interactive_repl(live: LiveServer) -> None:
+    env = {**os.environ, "OLLAMA_HOST": live.url, "TERM": "dumb"}
+    t = Terminal(["-m", "pollama", "run", MODEL], env)
+    t.read_until(r">>> ")
+    t.send("/set parameter num_predict 8\r")
+    assert "Set parameter 'num_predict' to '8'" in t.read_until(r">>> ")
+    t.send("/set system You answer in one word.\r")
+    assert "Set system message." in t.read_until(r">>> ")
+    t.send("Name a fruit.\r")
+    answer = t.read_until(r">>> ")
+    assert len(answer.replace("Name a fruit.", "").strip()) > 0
+    t.send('"""\r')
+    t.send("first line\r")
+    t.send('second line"""\r')
+    t.read_until(r">>> ")
+    t.send("/show info\r")
+    assert "architecture" in t.read_until(r">>> ")
+    t.send("/show parameters\r")
+    assert "num_predict" in t.read_until(r">>> ")
+    t.send("/clear\r")
+    assert "Cleared session context" in t.read_until(r">>> ")
+    t.send("/nonsense\r")
+    assert "Unknown command '/nonsense'. Type /? for help" in t.read_until(r">>> ")
+    t.send("/bye\r")
+    assert t.wait() == 0
