@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pollama.api.types import EmbeddingsRequest, EmbedRequest
@@ -50,13 +51,11 @@ def normalize(vector: list[float]) -> list[float]:
 class EmbedMixin:
     """Methods of :class:`pollama.engine.Engine` that produce embeddings."""
 
+    # provided by Engine and InferenceMixin
     scheduler: Any
-
-    def resolve(self, name: str, not_found: str | None = None) -> Model: ...  # pragma: no cover
-
-    def prepare(self, model: Model, options: dict[str, Any] | None, keep_alive: Any) -> Any: ...  # pragma: no cover
-
-    def _acquire(self, p: Any) -> Any: ...  # pragma: no cover
+    resolve: Callable[..., Model]
+    prepare: Callable[..., Any]
+    _acquire: Callable[..., Any]
 
     def _embed_model(self, name: str) -> Model:
         if not name.strip():

@@ -238,7 +238,7 @@ class OutputParser:
         return out
 
     def feed(self, text: str) -> list[Event]:
-        events = self.thinking.feed(text) if self.thinking else [("content", text)]
+        events: list[Event] = self.thinking.feed(text) if self.thinking else [("content", text)]
         return _merge(self._content(events, final=False))
 
     def flush(self) -> list[Event]:
