@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pollama.api.types import ChatRequest, GenerateRequest, Message
+from pollama.engine.streams import Notes
 from pollama.engine.timefmt import rfc3339_utc_now
 from pollama.errors import (
     ContextOverflow,
@@ -46,6 +47,7 @@ class Prepared:
     spec: RunnerSpec
     keep_alive: float | None
     started: float = field(default_factory=time.perf_counter)
+    notes: Notes = field(default_factory=Notes)  # truncation etc., known before the first chunk
 
 
 def _done_reason(stop_type: str) -> str:
@@ -77,6 +79,7 @@ class InferenceMixin:
     # provided by Engine
     settings: Any
     scheduler: Any
+    streams: Any
     runner_verbose: bool
 
     def resolve(self, name: str, not_found: str | None = None) -> Model:
@@ -199,9 +202,9 @@ class InferenceMixin:
                 msgs.extend(model.messages)
             msgs.append({"role": "user", "content": req.prompt})
             text = render_chat(src, msgs, think=bool(think) if think is not None else None)
-        return self._run(p, req.model, text, fmt=fmt, context=req.context, chat=False,
-                         want_context=not req.raw, truncate=req.truncate, logprobs=req.logprobs,
-                         top_logprobs=req.top_logprobs, src=src)
+        return self.streams.wrap(self._run(p, req.model, text, fmt=fmt, context=req.context, chat=False,
+                                           want_context=not req.raw, truncate=req.truncate, logprobs=req.logprobs,
+                                           top_logprobs=req.top_logprobs, src=src), p.notes)
 
     # ---- chat --------------------------------------------------------------------------
 
@@ -232,7 +235,7 @@ class InferenceMixin:
         if model.system and (not req.messages or req.messages[0].role.lower() != "system"):
             msgs.insert(0, {"role": "system", "content": model.system})
         src = self._template_source(model)
-        return self._run_chat(p, req, msgs, src, fmt, think)
+        return self.streams.wrap(self._run_chat(p, req, msgs, src, fmt, think), p.notes)
 
     async def _run_chat(self, p: Prepared, req: ChatRequest, msgs: list[dict[str, Any]], src: TemplateSource,
                         fmt: Any, think: bool | str | None) -> AsyncIterator[dict[str, Any]]:
@@ -261,7 +264,7 @@ class InferenceMixin:
             n = len(await entry.runner.tokenize(text))
         if start:
             log.warning("dropped %d oldest message(s) to fit the prompt into num_ctx=%d", start, num_ctx)
-            p.options["_dropped_messages"] = start
+            p.notes.truncated().dropped_messages = start
         return text
 
     # ---- running -----------------------------------------------------------------------
@@ -284,7 +287,7 @@ class InferenceMixin:
             tokens = await runner.tokenize(text)
             if context:
                 tokens = list(context) + tokens
-            tokens = self._fit_tokens(tokens, num_ctx, int(opts.get("num_keep", 4)), truncate)
+            tokens = self._fit_tokens(tokens, num_ctx, int(opts.get("num_keep", 4)), truncate, p.notes)
             remaining = num_ctx - len(tokens)
             num_predict = int(opts.get("num_predict", -1))
             n_predict = remaining if num_predict < 0 else min(num_predict, remaining)
@@ -311,7 +314,11 @@ class InferenceMixin:
                     if want_context:
                         final["context"] = tokens + generated
                     final.update(_metrics(p, load_ns, c))
-                    yield _drop_zero(final)
+                    final = _drop_zero(final)
+                    _add_extensions(final, p.notes, c)
+                    log.debug("prompt: %d tokens, %d evaluated, %d reused from the prompt cache",
+                              len(tokens), c.prompt_n, c.cache_n)
+                    yield final
                     return
                 if not c.content and not c.probs:
                     continue
@@ -329,7 +336,8 @@ class InferenceMixin:
                 self.scheduler.mark_dead(entry)
             raise
 
-    def _fit_tokens(self, tokens: list[int], num_ctx: int, num_keep: int, truncate: bool | None) -> list[int]:
+    def _fit_tokens(self, tokens: list[int], num_ctx: int, num_keep: int, truncate: bool | None,
+                    notes: Notes | None = None) -> list[int]:
         if len(tokens) < num_ctx:
             return tokens
         if truncate is False:
@@ -337,6 +345,9 @@ class InferenceMixin:
         keep = max(0, min(num_keep, num_ctx // 2))
         tail = num_ctx - 1 - keep
         log.warning("truncating input prompt from %d to %d tokens (num_ctx=%d)", len(tokens), keep + tail, num_ctx)
+        if notes is not None:
+            t = notes.truncated()
+            t.prompt_tokens, t.kept_tokens = len(tokens), keep + tail
         return tokens[:keep] + tokens[len(tokens) - tail:]
 
 
@@ -362,6 +373,15 @@ def _metrics(p: Prepared, load_ns: int, c: Any) -> dict[str, Any]:
         "eval_count": c.predicted_n,
         "eval_duration": int(c.predicted_ms * 1e6),
     }
+
+
+def _add_extensions(final: dict[str, Any], notes: Notes, c: Any) -> None:
+    """pollama's additions to the final chunk (documented in docs/concurrency.md)."""
+    if c.cache_n:
+        final["prompt_cache_count"] = c.cache_n  # prompt tokens reused from the slot's KV cache
+    t = notes.truncation
+    if t is not None:
+        final["truncated"] = {k: v for k, v in vars(t).items() if v}
 
 
 def _logprobs(probs: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:
