@@ -281,6 +281,7 @@ class InferenceMixin:
         runner = entry.runner
         opts = p.options
         num_ctx = opts["num_ctx"]
+        completion = None
         try:
             if src.adds_bos and src.bos_token and text.startswith(src.bos_token):
                 text = text[len(src.bos_token):]  # the tokenizer adds BOS itself; don't double it
@@ -301,7 +302,8 @@ class InferenceMixin:
             elif isinstance(fmt, dict):
                 creq.json_schema = fmt
             generated: list[int] = []
-            async for c in runner.completion(creq):
+            completion = runner.completion(creq)
+            async for c in completion:
                 generated.extend(c.tokens)
                 if c.done:
                     final: dict[str, Any] = {"model": req_model, "created_at": rfc3339_utc_now()}
@@ -335,6 +337,9 @@ class InferenceMixin:
             if not runner.alive():
                 self.scheduler.mark_dead(entry)
             raise
+        finally:
+            if completion is not None:  # close the runner's stream now, not when it is collected
+                await completion.aclose()  # type: ignore[attr-defined]
 
     def _fit_tokens(self, tokens: list[int], num_ctx: int, num_keep: int, truncate: bool | None,
                     notes: Notes | None = None) -> list[int]:

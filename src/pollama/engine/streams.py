@@ -68,7 +68,7 @@ class ChunkStream:
         if self._abort is not None:
             await self._end()
             raise self._abort
-        timeout = asyncio.timeout(self._deadline)
+        timeout = asyncio.timeout_at(self._deadline)
         self._timeout = timeout
         try:
             async with timeout:
