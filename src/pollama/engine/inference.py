@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pollama.api.types import ChatRequest, GenerateRequest, Message
-from pollama.engine.streams import Notes
+from pollama.engine.streams import Notes, StreamRegistry
 from pollama.engine.timefmt import rfc3339_utc_now
 from pollama.errors import (
     ContextOverflow,
@@ -79,7 +79,7 @@ class InferenceMixin:
     # provided by Engine
     settings: Any
     scheduler: Any
-    streams: Any
+    streams: StreamRegistry
     runner_verbose: bool
 
     def resolve(self, name: str, not_found: str | None = None) -> Model:

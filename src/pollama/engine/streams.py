@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,7 @@ class Notes:
 class ChunkStream:
     """An async iterator of native chunks with a deadline, an abort switch and :class:`Notes`."""
 
-    def __init__(self, chunks: AsyncGenerator[dict[str, Any], None], notes: Notes,
+    def __init__(self, chunks: AsyncIterator[dict[str, Any]], notes: Notes,
                  registry: StreamRegistry) -> None:
         self._chunks = chunks
         self.notes = notes
@@ -99,8 +99,10 @@ class ChunkStream:
             return
         self._finished = True
         self._registry.discard(self)
+        close = getattr(self._chunks, "aclose", None)
         try:
-            await self._chunks.aclose()
+            if close is not None:
+                await close()
         except Exception:  # closing a generator that already failed; its error was reported
             pass
 
@@ -117,7 +119,7 @@ class StreamRegistry:
             return None
         return asyncio.get_running_loop().time() + self.timeout
 
-    def wrap(self, chunks: AsyncGenerator[dict[str, Any], None], notes: Notes | None = None) -> ChunkStream:
+    def wrap(self, chunks: AsyncIterator[dict[str, Any]], notes: Notes | None = None) -> ChunkStream:
         return ChunkStream(chunks, notes or Notes(), self)
 
     def add(self, stream: ChunkStream) -> None:
