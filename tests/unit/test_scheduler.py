@@ -170,6 +170,21 @@ async def test_queue_limit_refuses_at_once_and_admits_again_when_room_frees(h: C
     assert x.sched.pending == 0 and x.sched.loaded["a"].refs == 0
 
 
+async def test_a_full_queue_does_not_refuse_a_request_that_gets_a_slot_at_once(h: Callable[..., Harness]) -> None:
+    x = h(max_queue=1)
+    await x.use("b")
+    ta, ra = x.hold("a")
+    await spin()
+    tw, rw = x.hold("a")  # waits for a's only slot: the queue is full now
+    await spin()
+    assert x.sched.pending == 1
+    with pytest.raises(ServerBusy):
+        await x.use("a")
+    assert (await x.use("b")).key == "b"  # b is idle: it runs at once, queue or not
+    ra.set(), rw.set()
+    await asyncio.gather(ta, tw)
+
+
 async def test_every_accepted_request_completes_exactly_once(h: Callable[..., Harness]) -> None:
     x = h(max_queue=6)
     done: list[int] = []

@@ -7,8 +7,9 @@
 * Each runner has ``num_parallel`` slots; llama.cpp batches the slots' tokens together
   (continuous batching). Requests beyond that wait for a slot, first come first served.
 * Every request that has to wait — for a slot, a load or a reload — counts against
-  ``max_queue``; one more is refused at once with :class:`ServerBusy` (Ollama counts only the
-  requests waiting for a load, so its slot waiters are unbounded; pollama bounds both).
+  ``max_queue``; one more that would have to wait is refused at once with :class:`ServerBusy`
+  (Ollama counts only the requests waiting for a load, so its slot waiters are unbounded;
+  pollama bounds both). A request that gets a slot at once never counts.
 * Loads run one at a time. At ``max_loaded`` models, or when the new model's estimate exceeds
   80 % of available memory, a runner is evicted: an idle one with the shortest keep-alive (then
   the smallest path); if none is idle, the busy one with the shortest keep-alive is drained and
@@ -99,7 +100,7 @@ class Scheduler:
     ) -> None:
         self.factory = factory
         self.max_loaded = max(1, max_loaded)
-        self.max_queue = max(0, max_queue)
+        self.max_queue = max_queue if max_queue > 0 else 512  # 0 (or less): the default
         self.default_keep_alive = default_keep_alive
         self.memory_probe = memory_probe
         self.clock: Clock = clock or SystemClock()
@@ -176,7 +177,7 @@ class Scheduler:
                      estimate: int) -> Loaded:
         if self._closed:
             raise ServerShuttingDown()
-        if self.pending >= self.max_queue:
+        if self.pending >= self.max_queue and not self._runs_at_once(key, spec):
             raise ServerBusy()
         self.pending += 1
         try:
@@ -201,6 +202,12 @@ class Scheduler:
                     return entry
         finally:
             self.pending -= 1
+
+    def _runs_at_once(self, key: str, spec: RunnerSpec) -> bool:
+        """True when the request would get a slot without waiting (it never enters the queue)."""
+        e = self.loaded.get(key)
+        return (e is not None and not e.loading and not e.draining and e.spec == spec
+                and e.runner.alive() and not e.slots.locked())
 
     def _join(self, entry: Loaded, keep_alive: float | None) -> None:
         entry.refs += 1
