@@ -138,6 +138,7 @@ VARS: tuple[Var, ...] = (
     Var("OLLAMA_NUM_THREADS", "num_threads", "0", parse_int, "pollama: CPU threads per runner (default: all cores)"),
     Var("POLLAMA_MAX_BODY", "max_body", "33554432", parse_int, "pollama: largest request body accepted, in bytes (default 32 MiB)"),
     Var("POLLAMA_REQUEST_TIMEOUT", "request_timeout", "0", parse_env_duration, "pollama: server-side deadline for one generation; 0 = none"),
+    Var("POLLAMA_SHUTDOWN_TIMEOUT", "shutdown_timeout", "10s", parse_env_duration, "pollama: on SIGTERM, how long running requests may finish before they end with an error (default \"10s\")"),
 )
 
 
@@ -159,6 +160,7 @@ class Settings:
     num_threads: int = 0
     max_body: int = 32 * 1024 * 1024
     request_timeout: float = 0.0
+    shutdown_timeout: float = 10.0
 
     @property
     def default_num_ctx(self) -> int:

@@ -85,6 +85,21 @@ class ServerBusy(PollamaError):
         super().__init__("server busy, please try again.  maximum pending requests exceeded")
 
 
+class ServerShuttingDown(PollamaError):
+    """The server is shutting down: no new requests, and in-flight ones past the grace period end (HTTP 503)."""
+
+    def __init__(self) -> None:
+        super().__init__("server is shutting down")
+
+
+class RequestTimeout(PollamaError):
+    """The server-side deadline (``POLLAMA_REQUEST_TIMEOUT``) passed before the request finished (HTTP 504)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"request timed out after {seconds:g}s (POLLAMA_REQUEST_TIMEOUT)")
+        self.seconds = seconds
+
+
 class RequestCanceled(PollamaError):
     """The client went away while the request waited (HTTP 499)."""
 

@@ -9,9 +9,10 @@ from typing import Any
 
 from pollama.engine.embed import EmbedMixin
 from pollama.engine.inference import InferenceMixin
+from pollama.engine.streams import StreamRegistry
 from pollama.engine.timefmt import local_iso
 from pollama.envconfig import Settings
-from pollama.errors import InvalidModelName, InvalidRequest, ModelNotFound, RegistryError
+from pollama.errors import InvalidModelName, InvalidRequest, ModelNotFound, RegistryError, ServerShuttingDown
 from pollama.runner.base import Runner, RunnerSpec
 from pollama.sched.scheduler import Scheduler
 from pollama.store.bundled import find_bundled, import_bundled
@@ -49,7 +50,16 @@ class Engine(InferenceMixin, EmbedMixin):
             max_queue=settings.max_queue,
             default_keep_alive=settings.keep_alive,
         )
+        self.streams = StreamRegistry(settings.request_timeout)
         self.runner_verbose = settings.debug >= 2
+
+    async def drain(self, grace: float) -> None:
+        """Begin a graceful shutdown: refuse new requests, give the ones in flight ``grace``
+        seconds to finish, then end the rest with an error (a last ``{"error"}`` line)."""
+        self.scheduler.close()
+        if not await self.streams.wait_empty(grace):
+            n = self.streams.abort_all(ServerShuttingDown())
+            log.warning("shutting down: ended %d request(s) still running after %gs", n, grace)
 
     async def close(self) -> None:
         await self.scheduler.shutdown()
@@ -89,7 +99,7 @@ class Engine(InferenceMixin, EmbedMixin):
             out.append({
                 "name": info.get("name"), "model": info.get("model"), "size": size,
                 "digest": info.get("digest"), "details": info.get("details"),
-                "expires_at": local_iso(entry.expires_at), "size_vram": 0,
+                "expires_at": local_iso(self.scheduler.expires_at(entry)), "size_vram": 0,
                 "context_length": entry.spec.num_ctx,
             })
         return {"models": out}

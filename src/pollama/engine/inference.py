@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pollama.api.types import ChatRequest, GenerateRequest, Message
+from pollama.engine.streams import Notes, StreamRegistry
 from pollama.engine.timefmt import rfc3339_utc_now
 from pollama.errors import (
     ContextOverflow,
@@ -50,6 +51,7 @@ class Prepared:
     spec: RunnerSpec
     keep_alive: float | None
     started: float = field(default_factory=time.perf_counter)
+    notes: Notes = field(default_factory=Notes)  # truncation etc., known before the first chunk
 
 
 def _done_reason(stop_type: str) -> str:
@@ -86,6 +88,7 @@ class InferenceMixin:
     # provided by Engine
     settings: Any
     scheduler: Any
+    streams: StreamRegistry
     runner_verbose: bool
 
     def resolve(self, name: str, not_found: str | None = None) -> Model:
@@ -211,9 +214,10 @@ class InferenceMixin:
             msgs.append({"role": "user", "content": req.prompt})
             text = render_chat(src, msgs, think=think)
         parser = self._thinking_parser(model, src, think, text, fmt, req.raw)
-        return self._run(p, req.model, text, fmt=fmt, context=req.context, chat=False,
-                         want_context=not req.raw, truncate=req.truncate, logprobs=req.logprobs,
-                         top_logprobs=req.top_logprobs, src=src, parser=OutputParser(parser, None))
+        return self.streams.wrap(self._run(p, req.model, text, fmt=fmt, context=req.context, chat=False,
+                                           want_context=not req.raw, truncate=req.truncate, logprobs=req.logprobs,
+                                           top_logprobs=req.top_logprobs, src=src, parser=OutputParser(parser, None)),
+                                 p.notes)
 
     # ---- chat --------------------------------------------------------------------------
 
@@ -253,7 +257,9 @@ class InferenceMixin:
         if model.system and (not req.messages or req.messages[0].role.lower() != "system"):
             msgs.insert(0, {"role": "system", "content": model.system})
         src = self._template_source(model)
-        return self._run_chat(p, req, msgs, src, fmt if forced is None else forced, think, tools, forced is not None)
+        return self.streams.wrap(
+            self._run_chat(p, req, msgs, src, fmt if forced is None else forced, think, tools, forced is not None),
+            p.notes)
 
     async def _run_chat(self, p: Prepared, req: ChatRequest, msgs: list[dict[str, Any]], src: TemplateSource,
                         fmt: dict[str, Any] | None, think: bool | str | None, tools: list[dict[str, Any]],
@@ -295,7 +301,7 @@ class InferenceMixin:
             n = len(await entry.runner.tokenize(text))
         if start:
             log.warning("dropped %d oldest message(s) to fit the prompt into num_ctx=%d", start, num_ctx)
-            p.options["_dropped_messages"] = start
+            p.notes.truncated().dropped_messages = start
         return text
 
     # ---- running -----------------------------------------------------------------------
@@ -313,13 +319,14 @@ class InferenceMixin:
         runner = entry.runner
         opts = p.options
         num_ctx = opts["num_ctx"]
+        completion = None
         try:
             if src.adds_bos and src.bos_token and text.startswith(src.bos_token):
                 text = text[len(src.bos_token):]  # the tokenizer adds BOS itself; don't double it
             tokens = await runner.tokenize(text)
             if context:
                 tokens = list(context) + tokens
-            tokens = self._fit_tokens(tokens, num_ctx, int(opts.get("num_keep", 4)), truncate)
+            tokens = self._fit_tokens(tokens, num_ctx, int(opts.get("num_keep", 4)), truncate, p.notes)
             remaining = num_ctx - len(tokens)
             num_predict = int(opts.get("num_predict", -1))
             n_predict = remaining if num_predict < 0 else min(num_predict, remaining)
@@ -332,7 +339,8 @@ class InferenceMixin:
             parser = parser or OutputParser(None, None)
             generated: list[int] = []
             n_calls = 0
-            async for c in runner.completion(creq):
+            completion = runner.completion(creq)
+            async for c in completion:
                 generated.extend(c.tokens)
                 events = parser.feed(c.content) if c.content else []
                 if c.done:
@@ -355,14 +363,22 @@ class InferenceMixin:
                     if want_context:
                         final["context"] = tokens + generated
                     final.update(_metrics(p, load_ns, c))
-                    yield _drop_zero(final)
+                    final = _drop_zero(final)
+                    _add_extensions(final, p.notes, c)
+                    log.debug("prompt: %d tokens, %d evaluated, %d reused from the prompt cache",
+                              len(tokens), c.prompt_n, c.cache_n)
+                    yield final
                     return
         except RunnerError:
             if not runner.alive():
                 self.scheduler.mark_dead(entry)
             raise
+        finally:
+            if completion is not None:  # close the runner's stream now, not when it is collected
+                await completion.aclose()  # type: ignore[attr-defined]
 
-    def _fit_tokens(self, tokens: list[int], num_ctx: int, num_keep: int, truncate: bool | None) -> list[int]:
+    def _fit_tokens(self, tokens: list[int], num_ctx: int, num_keep: int, truncate: bool | None,
+                    notes: Notes | None = None) -> list[int]:
         if len(tokens) < num_ctx:
             return tokens
         if truncate is False:
@@ -370,6 +386,9 @@ class InferenceMixin:
         keep = max(0, min(num_keep, num_ctx // 2))
         tail = num_ctx - 1 - keep
         log.warning("truncating input prompt from %d to %d tokens (num_ctx=%d)", len(tokens), keep + tail, num_ctx)
+        if notes is not None:
+            t = notes.truncated()
+            t.prompt_tokens, t.kept_tokens = len(tokens), keep + tail
         return tokens[:keep] + tokens[len(tokens) - tail:]
 
 
@@ -456,6 +475,15 @@ def _metrics(p: Prepared, load_ns: int, c: Any) -> dict[str, Any]:
         "eval_count": c.predicted_n,
         "eval_duration": int(c.predicted_ms * 1e6),
     }
+
+
+def _add_extensions(final: dict[str, Any], notes: Notes, c: Any) -> None:
+    """pollama's additions to the final chunk (documented in docs/concurrency.md)."""
+    if c.cache_n:
+        final["prompt_cache_count"] = c.cache_n  # prompt tokens reused from the slot's KV cache
+    t = notes.truncation
+    if t is not None:
+        final["truncated"] = {k: v for k, v in vars(t).items() if v}
 
 
 def _logprobs(probs: list[dict[str, Any]], top: int) -> list[dict[str, Any]]:

@@ -4,6 +4,8 @@ Tokens are Unicode code points (``tokenize("hi") == [104, 105]``), so counts are
 What it "generates" comes from a ``responder(prompt_text, request) -> str``; it streams that text
 one character per token, honouring ``n_predict`` and stop strings, and reports timings from an
 injectable per-token delay. It records every request so tests can assert on what was sent.
+With ``prompt_cache=True`` it imitates llama.cpp's slot cache: the prefix a prompt shares with the
+previous request's prompt and output is reported as ``cache_n`` and not counted in ``prompt_n``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class FakeRunner:
         memory: int = 100 << 20,
         fail_start: str | None = None,
         crash_after: int | None = None,
+        prompt_cache: bool = False,
     ) -> None:
         self.spec = spec
         self.responder = responder
@@ -53,6 +56,8 @@ class FakeRunner:
         self.active = 0
         self.max_active = 0
         self.crash_after = crash_after  # die after streaming this many tokens
+        self.prompt_cache = prompt_cache
+        self._cached: list[int] = []
 
     @property
     def pid(self) -> int | None:
@@ -136,9 +141,15 @@ class FakeRunner:
                 if len(text) >= limit and limit < len(text):
                     stop_type = "limit"
             n = len(out)
+            cache_n = 0
+            if self.prompt_cache:
+                while (cache_n < min(len(self._cached), len(req.prompt) - 1)
+                       and self._cached[cache_n] == req.prompt[cache_n]):
+                    cache_n += 1
+                self._cached = list(req.prompt) + [ord(ch) for ch in out]
             yield CompletionChunk(
-                done=True, stop_type=stop_type, prompt_n=len(req.prompt), prompt_ms=1.0,
-                predicted_n=n, predicted_ms=max(1.0, n * self.token_delay * 1000),
+                done=True, stop_type=stop_type, prompt_n=len(req.prompt) - cache_n, prompt_ms=1.0,
+                cache_n=cache_n, predicted_n=n, predicted_ms=max(1.0, n * self.token_delay * 1000),
             )
         finally:
             self.active -= 1

@@ -3,21 +3,28 @@
 Handlers are adapters: parse the body into a wire model, make one engine call, render. Errors
 propagate to one handler that uses ``server/errors.py``'s table. Streams are NDJSON; the first
 chunk is produced before the response starts, so an error that happens before any output (an
-unknown model, a full queue, a runner that fails to load) gets its proper HTTP status. After that,
-an error becomes the stream's last line, ``{"error": "..."}``.
+unknown model, a full queue, a runner that fails to load) gets its proper HTTP status — and
+facts known by then (a truncated prompt) go into response headers. After that, an error becomes
+the stream's last line, ``{"error": "..."}``.
+
+A client that goes away cancels its generation at once, whether it is waiting in the queue, waiting
+for a non-streamed answer, or reading a stream: the cancellation runs down the engine's generator
+into the runner's HTTP stream, which closes, and llama.cpp stops that slot.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from pollama import OLLAMA_COMPAT_VERSION
 from pollama.api.types import (
@@ -29,7 +36,8 @@ from pollama.api.types import (
     ModelRequest,
 )
 from pollama.engine import Engine
-from pollama.errors import InvalidRequest, PollamaError
+from pollama.engine.streams import Notes
+from pollama.errors import InvalidRequest, PollamaError, RequestCanceled
 from pollama.server.compat_routes import compat_error_body, compat_error_response, compat_router, is_compat
 from pollama.server.errors import BodyTooLarge, message_for, status_for
 from pollama.server.folding import fold_chunks
@@ -75,27 +83,95 @@ def _line(obj: Any) -> bytes:
 
 
 async def stream_or_fold(
-    chunks: AsyncIterator[dict[str, Any]], stream: bool, fold: str | None
+    chunks: AsyncIterator[dict[str, Any]], stream: bool, fold: str | None, request: Request | None = None
 ) -> Response:
-    """Stream NDJSON, or fold the chunks into the final object (``fold`` names the text field)."""
+    """Stream NDJSON, or fold the chunks into the final object (``fold`` names the text field).
+
+    With ``request``, a client that disconnects before the response starts cancels the work
+    (:class:`RequestCanceled`) instead of leaving it queued or generating for nobody.
+    """
     try:
-        first = await anext(chunks)
+        first = await _unless_gone(request, anext(chunks), chunks)
     except StopAsyncIteration:
         return JSONResponse({"error": "no response"}, status_code=500)
+    headers = notes_headers(getattr(chunks, "notes", None))
     if not stream:
-        return JSONResponse(await fold_chunks(first, chunks, fold))
+        return JSONResponse(await _unless_gone(request, fold_chunks(first, chunks, fold), chunks), headers=headers)
 
     async def body() -> AsyncIterator[bytes]:
-        yield _line(first)
         try:
+            yield _line(first)
             async for c in chunks:
                 yield _line(c)
         except Exception as exc:  # mid-stream: the error is the last line
             if not isinstance(exc, PollamaError):
                 log.exception("error mid-stream")
             yield _line({"error": message_for(exc)})
+        finally:
+            await _aclose(chunks)
 
-    return StreamingResponse(body(), media_type=NDJSON)
+    return NDJSONStream(body(), media_type=NDJSON, headers=headers)
+
+
+def notes_headers(notes: Notes | None) -> dict[str, str]:
+    """Response headers for what the engine learned before the first chunk (pollama extensions)."""
+    t = notes.truncation if notes is not None else None
+    if t is None:
+        return {}
+    parts = [f"{k}={v}" for k, v in vars(t).items() if v]
+    return {"X-Pollama-Truncated": ", ".join(parts)}
+
+
+async def _aclose(it: Any) -> None:
+    close = getattr(it, "aclose", None)
+    if close is not None:
+        await close()
+
+
+async def _unless_gone(request: Request | None, work: Awaitable[Any], chunks: Any) -> Any:
+    """Await ``work`` unless the client disconnects first; then cancel it and raise RequestCanceled."""
+    if request is None:
+        return await work
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request.receive))
+    try:
+        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await _aclose(chunks)
+            log.info("client went away before the response started; request canceled")
+            raise RequestCanceled()
+    return task.result()
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class NDJSONStream(StreamingResponse):
+    """A streaming response that watches for the client leaving on every ASGI server (not only
+    those with spec < 2.4), cancels the body when it does, and always closes the body iterator,
+    so the generation behind it stops and frees its slot however the response ends."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        streaming = asyncio.ensure_future(self.stream_response(send))
+        gone = asyncio.ensure_future(self.listen_for_disconnect(receive))
+        try:
+            await asyncio.wait((streaming, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not streaming.done():
+                log.info("client went away mid-stream; generation canceled")
+            streaming.cancel()
+            gone.cancel()
+            results = await asyncio.shield(asyncio.gather(streaming, gone, return_exceptions=True))
+            await asyncio.shield(_aclose(self.body_iterator))
+        exc = results[0]
+        if isinstance(exc, Exception) and not isinstance(exc, OSError):  # OSError: the client left
+            raise exc
 
 
 def create_app(engine: Engine) -> FastAPI:
@@ -165,13 +241,13 @@ def create_app(engine: Engine) -> FastAPI:
     async def generate(request: Request) -> Response:
         req = GenerateRequest.parse_body(await body(request))
         chunks = await engine.generate(req)
-        return await stream_or_fold(chunks, req.stream is not False, "response")
+        return await stream_or_fold(chunks, req.stream is not False, "response", request)
 
     @app.post("/api/chat", openapi_extra=doc(ChatRequest))
     async def chat(request: Request) -> Response:
         req = ChatRequest.parse_body(await body(request))
         chunks = await engine.chat(req)
-        return await stream_or_fold(chunks, req.stream is not False, "message")
+        return await stream_or_fold(chunks, req.stream is not False, "message", request)
 
     @app.post("/api/copy", openapi_extra=doc(CopyRequest))
     async def copy(request: Request) -> Response:

@@ -14,6 +14,8 @@ STATUS: list[tuple[type[BaseException], int]] = [
     (e.ModelNotFound, 404),
     (e.BlobNotFound, 404),
     (e.ServerBusy, 503),
+    (e.ServerShuttingDown, 503),
+    (e.RequestTimeout, 504),
     (e.RequestCanceled, 499),
     (e.InvalidOption, 400),  # Ollama answers 500; a client's type error is a 400
     (e.InvalidRequest, 400),

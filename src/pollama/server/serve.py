@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import socket
@@ -40,6 +41,28 @@ def bind_socket(settings: Settings) -> socket.socket:
     return sock
 
 
+class Server(uvicorn.Server):
+    """uvicorn, with a graceful drain of the engine first when a signal asks it to stop.
+
+    uvicorn's own shutdown stops accepting connections and waits for open ones; the engine's
+    :meth:`~pollama.engine.Engine.drain` meanwhile refuses new requests (503 ``server is shutting
+    down``), lets running ones finish for ``POLLAMA_SHUTDOWN_TIMEOUT`` and then ends the rest with
+    an error line; the lifespan's end then stops every runner.
+    """
+
+    def __init__(self, config: uvicorn.Config, engine: Engine, grace: float) -> None:
+        super().__init__(config)
+        self.engine = engine
+        self.grace = grace
+        self._drain: asyncio.Task[None] | None = None
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._drain = asyncio.get_running_loop().create_task(self.engine.drain(self.grace))
+        await super().shutdown(sockets)
+        if not self._drain.done():
+            self._drain.cancel()
+
+
 def run_server(settings: Settings) -> None:
     configure_logging(settings.debug)
     log = logging.getLogger("pollama.server")
@@ -50,7 +73,8 @@ def run_server(settings: Settings) -> None:
         engine.store.prune_startup()
     app = create_app(engine)
     log.info("Listening on %s (version %s)", f"{settings.host.host or '0.0.0.0'}:{settings.host.port}", app.version)
-    config = uvicorn.Config(app, log_level="warning", access_log=settings.debug >= 1, timeout_graceful_shutdown=10,
-                            lifespan="on")
-    server = uvicorn.Server(config)
+    grace = max(0.0, settings.shutdown_timeout)
+    config = uvicorn.Config(app, log_level="warning", access_log=settings.debug >= 1,
+                            timeout_graceful_shutdown=int(grace) + 5, lifespan="on")
+    server = Server(config, engine, grace)
     server.run(sockets=[sock])
