@@ -1,0 +1,24 @@
+"""Run the doctest examples in the modules' docstrings (grammars and examples stay true)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "pollama.templates.govalues",
+    "pollama.templates.gotemplate",
+    "pollama.templates.ollama",
+    "pollama.types.options",
+    "pollama.store.modelfile",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name: str) -> None:
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0
