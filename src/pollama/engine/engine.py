@@ -162,8 +162,23 @@ class Engine(InferenceMixin):
         except ImportError:
             yield {"status": "pulling manifest"}
             raise RegistryError("pull model manifest: file does not exist")
-        async for progress in pull_model(self.store, name, insecure=insecure, prune=not self.settings.noprune):
+        async for progress in pull_model(self.store, name, insecure=insecure, prune=not self.settings.noprune,
+                                         hf_endpoint=self.settings.hf_endpoint, hf_token=self.settings.hf_token):
             yield progress
+
+    # ---- push --------------------------------------------------------------------------
+
+    async def push(self, name: str, insecure: bool = False) -> AsyncIterator[dict[str, Any]]:
+        """Validate eagerly, then stream push progress (reference §2.13)."""
+        from pollama.store.registry import push_model
+
+        if not name:
+            raise InvalidRequest("model is required")
+        try:
+            parsed = ModelName.parse(name)
+        except InvalidModelName:
+            raise InvalidRequest("invalid model name") from None
+        return push_model(self.store, self.store.resolve(parsed), insecure=insecure)
 
 
 async def _iterate_sync(make: Callable[[], Any]) -> AsyncIterator[dict[str, Any]]:

@@ -201,4 +201,10 @@ def create_app(engine: Engine) -> FastAPI:
         progress = await engine.pull(req.target, insecure=req.insecure)
         return await stream_or_fold(progress, req.stream is not False, None)
 
+    @app.post("/api/push")
+    async def push(request: Request) -> Response:
+        req = ModelRequest.parse_body(await body(request))
+        progress = await engine.push(req.target, insecure=req.insecure)
+        return await stream_or_fold(progress, req.stream is not False, None)
+
     return app

@@ -31,9 +31,10 @@ def render_chat(
 ) -> str:
     """Render ``messages`` (dicts with role/content/…) with an open assistant turn at the end."""
     if src.go is not None:
-        from pollama.templates.gotemplate import render_messages
+        from pollama.templates.ollama import render_messages
 
-        return render_messages(src.go, messages, tools=tools, think=think, think_level=think_level)
+        return render_messages(src.go, messages, tools=tools,
+                               think=think_level if think_level and think is not False else think)
     if src.jinja:
         return render_jinja(
             src.jinja, messages, tools=tools, bos_token=src.bos_token, eos_token=src.eos_token,
@@ -44,6 +45,6 @@ def render_chat(
 
 def render_suffix(src: TemplateSource, prompt: str, suffix: str) -> str:
     """Fill-in-the-middle: needs a Go template that uses ``.Suffix``."""
-    from pollama.templates.gotemplate import render
+    from pollama.templates.ollama import render_generate
 
-    return render(src.go or "{{ .Prompt }}", {"Prompt": prompt, "Suffix": suffix, "Response": ""})
+    return render_generate(src.go or "{{ .Prompt }}", prompt, suffix=suffix)
