@@ -138,17 +138,20 @@ def register(cli: click.Group) -> None:
         else:
             text, base = "FROM .\n", Path.cwd()
         c = client()
-        click.echo("gathering model components", err=True)
         try:
-            body = build_request(c, text, base)
-        except (CreateError, PollamaError) as e:
-            fail(str(e))
-        except APIError as e:
-            fail(e.message)
-        body["model"] = model
-        if quantize:
-            body["quantize"] = quantize
-        api_call(lambda: show_progress(c.stream("/api/create", body)))
+            click.echo("gathering model components", err=True)
+            try:
+                body = build_request(c, text, base)
+            except (CreateError, PollamaError) as e:
+                fail(str(e))
+            except APIError as e:
+                fail(e.message)
+            body["model"] = model
+            if quantize:
+                body["quantize"] = quantize
+            api_call(lambda: show_progress(c.stream("/api/create", body)))
+        finally:
+            c.close()
 
     @cli.command(context_settings={"help_option_names": ["-h", "--help"]})
     @click.argument("model")
@@ -164,6 +167,8 @@ def register(cli: click.Group) -> None:
             if "access denied" in e.message.lower() or "unauthorized" in e.message.lower():
                 fail("you are not authorized to push to this namespace, create the model under a namespace you own")
             fail(e.message)
+        finally:
+            c.close()
 
 
 __all__ = ["register", "build_request", "resolve_path"]

@@ -185,8 +185,8 @@ class BlobDownload:
                 self._discard_if_ours(fd)
                 self.on_progress(self.size)
                 return False
+            self._check_space()  # before the partial is sized: a hostile size must not get that far
             self._prepare(fd)
-            self._check_space()
             self.on_progress(self.completed)
             await self._download(fd)
             os.fsync(fd)
@@ -240,11 +240,12 @@ class BlobDownload:
         return parts
 
     def _check_space(self) -> None:
-        need = self.size - self.completed
-        try:
+        try:  # blocks already allocated to the (sparse) partial file count as downloaded
+            have = os.stat(self.partial).st_blocks * 512
             free = shutil.disk_usage(self.partial.parent).free
         except OSError:
             return
+        need = self.size - have
         if need > free:
             raise RegistryError(f"not enough disk space to pull blob {self.digest}: "
                                 f"needs {need} more bytes, {free} available")
