@@ -52,7 +52,7 @@ MAX_PARTS = 16
 MAX_ATTEMPTS = 6
 SAVE_EVERY = 0.5  # seconds between part-state saves
 HASH_BLOCK = 8 << 20
-SYNC_EVERY = 1 << 62
+SYNC_EVERY = 32 << 20
 BUFFER = 1 << 20
 NOTIFY_EVERY = 1 << 20
 
@@ -136,7 +136,8 @@ def plan_parts(total: int) -> list[Part]:
     (1, 0)
     """
     size = min(max(total // MAX_PARTS, PART_MIN), PART_MAX)
-    parts, offset = [], 0
+    parts: list[Part] = []
+    offset = 0
     while offset < total:
         n = min(size, total - offset)
         parts.append(Part(len(parts), offset, n))
@@ -152,7 +153,7 @@ class BlobDownload:
     """Download one blob of known digest and size into ``store``; see the module docstring."""
 
     def __init__(self, store: Store, digest: str, size: int, source: RangeSource,
-                 on_progress: Callable[[int], None] | None = None) -> None:
+                 on_progress: Callable[[int], None] | None = None, max_streams: int = MAX_PARTS) -> None:
         self.store = store
         self.digest = digest
         self.size = size
@@ -167,6 +168,7 @@ class BlobDownload:
         self._conns: set[http.client.HTTPConnection] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._streams = asyncio.Semaphore(max(1, max_streams))  # parts in flight at once
 
     def part_path(self, n: int) -> Path:
         return self.partial.with_name(f"{self.partial.name}-{n}")
@@ -303,7 +305,8 @@ class BlobDownload:
         while not part.done:
             before = part.completed
             try:
-                await self._loop.run_in_executor(self._pool, self._attempt, fd, part)
+                async with self._streams:
+                    await self._loop.run_in_executor(self._pool, self._attempt, fd, part)
             except TransientError:
                 self._save(part)
                 failures = 0 if part.completed > before else failures + 1
@@ -409,8 +412,11 @@ class BlobDownload:
             upto = min(limit, done + 8 * HASH_BLOCK)
             await asyncio.to_thread(_hash_range, h, fd, done, upto)
             done = upto
-            if done - synced >= SYNC_EVERY:  # write back as we go, so the final fsync is short
-                await asyncio.to_thread(os.fdatasync, fd)
+            if done - synced >= SYNC_EVERY:
+                # Start write-back of what is hashed (without waiting for it), so the final
+                # fsync is short and the page cache does not fill with this blob.
+                with contextlib.suppress(OSError, AttributeError):
+                    os.posix_fadvise(fd, synced, done - synced, os.POSIX_FADV_DONTNEED)
                 synced = done
         return f"sha256:{h.hexdigest()}"
 

@@ -26,7 +26,7 @@ from pollama.store.registry.client import (
     RegistryClient,
     read_bounded,
 )
-from pollama.store.registry.download import BlobDownload, RangeSource
+from pollama.store.registry.download import MAX_PARTS, BlobDownload, RangeSource
 from pollama.store.store import Store
 from pollama.types.names import ModelName
 
@@ -94,6 +94,7 @@ async def resolve_source(client: RegistryClient, url: str, what: str) -> RangeSo
 async def download_layers(
     store: Store, layers: list[Layer], fetcher: Callable[[Layer], Any],
     on_download: Callable[[BlobDownload], None] | None = None,
+    max_streams: int = MAX_PARTS,
 ) -> AsyncIterator[Progress]:
     """Download ``layers`` (up to 4 at a time), yielding Ollama's per-layer progress."""
     completed: dict[str, int] = {}
@@ -116,7 +117,7 @@ async def download_layers(
             return
         async with sem:
             source = await fetcher(layer)
-            dl = BlobDownload(store, layer.digest, layer.size, source, report)
+            dl = BlobDownload(store, layer.digest, layer.size, source, report, max_streams=max_streams)
             if on_download is not None:
                 on_download(dl)
             await dl.run()
@@ -162,11 +163,13 @@ async def pull_model(
     on_download: Callable[[BlobDownload], None] | None = None,
     hf_endpoint: str = "https://huggingface.co",
     hf_token: str = "",
+    max_streams: int = MAX_PARTS,
 ) -> AsyncIterator[Progress]:
     """Pull ``name`` into ``store``; yield Ollama's progress messages (see the module docstring).
 
     ``http`` and ``base_url`` are seams for tests; ``on_download`` sees each blob download (its
-    ``downloaded`` counter says how many bytes crossed the wire in this run).
+    ``downloaded`` counter says how many bytes crossed the wire in this run). ``max_streams``
+    caps the parts of one blob downloaded at once (Ollama: 16).
     """
     from pollama.store.registry.hf import is_hf_name, pull_hf
 
@@ -188,7 +191,7 @@ async def pull_model(
         async def fetcher(layer: Layer) -> RangeSource:
             return await blob_source(client, layer.digest)
 
-        async for p in download_layers(store, manifest.all_layers(), fetcher, on_download):
+        async for p in download_layers(store, manifest.all_layers(), fetcher, on_download, max_streams):
             yield p
         yield {"status": "verifying sha256 digest"}
         for layer in manifest.all_layers():  # every blob is in place and was verified on entry

@@ -44,7 +44,7 @@ def _upload_location(resp: httpx.Response, base: str) -> str:
     loc = resp.headers.get("docker-upload-location") or resp.headers.get("location")
     if not loc:
         raise RegistryError(f"registry gave no upload location (status {resp.status_code})")
-    return urljoin(base, loc)
+    return str(urljoin(base, loc))
 
 
 async def push_model(
@@ -157,7 +157,7 @@ async def _patch_part(client: RegistryClient, f: Any, offset: int, size: int, lo
             await put.aclose()
             if put.status_code >= 400:
                 raise RegistryError(f"uploading part to redirect: {put.status_code}")
-            return urljoin(location, nxt)
+            return str(urljoin(location, nxt))
         await client.check(resp, "uploading blob part")
         return _upload_location(resp, location)
     finally:
