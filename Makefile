@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 MODEL  ?= smollm2:135m
 
-.PHONY: setup run test test-fast bench lint clean
+.PHONY: setup registry run test test-fast bench bench-pull lint clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 setup: $(VENV)/.installed
 
+## make registry: Debian's docker-registry (CNCF distribution), which the registry tests start on loopback
+registry:
+	@sh scripts/ensure-registry.sh
+
 ## make run: set up, import the bundled model, and serve it on 127.0.0.1:11434
 run: setup
 	@$(VENV)/bin/pollama serve & pid=$$!; \
@@ -32,14 +36,17 @@ run: setup
 	  echo "pollama is serving $(MODEL) on http://127.0.0.1:11434 (Ctrl+C to stop)" && wait $$pid
 
 ## make test: set up and run the whole suite
-test: setup
+test: setup registry
 	$(PY) -m pytest -q
 
-test-fast: setup
+test-fast: setup registry
 	$(PY) -m pytest -q -m "not integration"
 
 bench: setup
 	$(PY) bench/bench_generate.py
+
+bench-pull: setup registry
+	$(PY) bench/bench_pull.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

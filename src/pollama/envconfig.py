@@ -135,6 +135,8 @@ VARS: tuple[Var, ...] = (
     Var("OLLAMA_DEBUG", "debug", "0", parse_debug, "Show additional debug information (e.g. OLLAMA_DEBUG=1)"),
     Var("OLLAMA_NOPRUNE", "noprune", "", parse_bool, "Do not prune model blobs on startup"),
     Var("OLLAMA_LOAD_TIMEOUT", "load_timeout", "5m", parse_env_duration, "How long to allow model loads to stall before giving up (default \"5m\")"),
+    Var("HF_ENDPOINT", "hf_endpoint", "https://huggingface.co", lambda v: _clean(v).rstrip("/"), "Hugging Face Hub used for hf.co/... pulls (default https://huggingface.co)"),
+    Var("HF_TOKEN", "hf_token", "", _clean, "Hugging Face access token for private or gated hf.co/... repos (sent to HF_ENDPOINT only)"),
     Var("OLLAMA_NUM_THREADS", "num_threads", "0", parse_int, "pollama: CPU threads per runner (default: all cores)"),
     Var("POLLAMA_MAX_BODY", "max_body", "33554432", parse_int, "pollama: largest request body accepted, in bytes (default 32 MiB)"),
     Var("POLLAMA_REQUEST_TIMEOUT", "request_timeout", "0", parse_env_duration, "pollama: server-side deadline for one generation; 0 = none"),
@@ -158,6 +160,8 @@ class Settings:
     noprune: bool = False
     load_timeout: float = 300.0
     num_threads: int = 0
+    hf_endpoint: str = "https://huggingface.co"
+    hf_token: str = ""
     max_body: int = 32 * 1024 * 1024
     request_timeout: float = 0.0
     shutdown_timeout: float = 10.0

@@ -13,6 +13,9 @@ MODULES = [
     "pollama.templates.ollama",
     "pollama.types.options",
     "pollama.store.modelfile",
+    "pollama.store.registry.client",
+    "pollama.store.registry.download",
+    "pollama.store.registry.hf",
 ]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Strict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from pollama.errors import InvalidRequest
 
@@ -157,3 +157,29 @@ class EmbeddingsRequest(WireModel):
     prompt: SStr = ""
     keep_alive: Any = None
     options: dict[str, Any] | None = None
+
+
+class CreateRequest(WireModel):
+    """``/api/create`` (reference §2.8). ``model`` falls back to the legacy ``name``."""
+
+    model: SStr = ""
+    name: SStr = ""
+    from_: SStr | None = Field(default=None, alias="from")
+    files: dict[str, Any] | None = None
+    adapters: dict[str, Any] | None = None
+    template: SStr | None = None
+    system: SStr | None = None
+    parameters: dict[str, Any] | None = None
+    messages: list[Any] | None = None
+    license: SStr | list[SStr] | None = None
+    quantize: SStr | None = None
+    quantization: SStr | None = None
+    requires: SStr | None = None
+    renderer: SStr | None = None
+    parser: SStr | None = None
+    modelfile: SStr | None = None  # legacy: the Modelfile text itself
+    stream: SBool | None = None
+
+    @property
+    def target(self) -> str:
+        return (self.model or self.name).strip()

@@ -173,8 +173,43 @@ class Engine(InferenceMixin, EmbedMixin):
         except ImportError:
             yield {"status": "pulling manifest"}
             raise RegistryError("pull model manifest: file does not exist")
-        async for progress in pull_model(self.store, name, insecure=insecure, prune=not self.settings.noprune):
+        async for progress in pull_model(self.store, name, insecure=insecure, prune=not self.settings.noprune,
+                                         hf_endpoint=self.settings.hf_endpoint, hf_token=self.settings.hf_token):
             yield progress
+
+    # ---- create and blobs ----------------------------------------------------------------
+
+    def has_blob(self, digest: str) -> bool:
+        from pollama.engine.create import check_blob_digest
+
+        return self.store.has_blob(check_blob_digest(digest))
+
+    async def upload_blob(self, digest: str, chunks: AsyncIterator[bytes], declared: int | None) -> bool:
+        """Store an uploaded blob; True when it was created, False when it already existed."""
+        from pollama.engine.create import upload_blob
+
+        return await upload_blob(self.store, digest, chunks, declared)
+
+    async def create(self, req: Any) -> AsyncIterator[dict[str, Any]]:
+        """Validate eagerly (400s before the stream starts), then stream create statuses."""
+        from pollama.engine.create import create_model, validate
+
+        name = validate(req, self.store)
+        return create_model(self.store, req, name, prune=not self.settings.noprune, pull=self.pull)
+
+    # ---- push --------------------------------------------------------------------------
+
+    async def push(self, name: str, insecure: bool = False) -> AsyncIterator[dict[str, Any]]:
+        """Validate eagerly, then stream push progress (reference §2.13)."""
+        from pollama.store.registry import push_model
+
+        if not name:
+            raise InvalidRequest("model is required")
+        try:
+            parsed = ModelName.parse(name)
+        except InvalidModelName:
+            raise InvalidRequest("invalid model name") from None
+        return push_model(self.store, self.store.resolve(parsed), insecure=insecure)
 
 
 async def _iterate_sync(make: Callable[[], Any]) -> AsyncIterator[dict[str, Any]]:

@@ -34,7 +34,7 @@ from pollama.sched.scheduler import Loaded
 from pollama.store.model import Model
 from pollama.templates.prompt import TemplateSource, render_chat, render_suffix
 from pollama.types.duration import parse_keep_alive
-from pollama.types.options import RUNNER_OPTIONS, default_options, merge_options
+from pollama.types.options import LEGACY_OPTIONS, RUNNER_OPTIONS, default_options, merge_options
 
 log = logging.getLogger("pollama.engine")
 
@@ -99,9 +99,11 @@ class InferenceMixin:
     def prepare(self, model: Model, options: dict[str, Any] | None, keep_alive: Any) -> Prepared:
         if model.model_path is None:
             raise InvalidRequest(f"{model.name.display} has no model layer")
-        opts, ignored = merge_options({**default_options(), "num_ctx": self.settings.default_num_ctx}, model.params, options)
+        defaults = {**default_options(), "num_ctx": self.settings.default_num_ctx}
+        opts, ignored = merge_options(defaults, model.params, options)
         for key in ignored:
-            log.warning("invalid option provided: %s", key)
+            if key not in LEGACY_OPTIONS:
+                log.warning("invalid option provided: %s", key)
         num_ctx = int(opts["num_ctx"])
         train = model.train_ctx
         if num_ctx < 4:

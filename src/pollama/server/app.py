@@ -29,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 from pollama import OLLAMA_COMPAT_VERSION
 from pollama.api.types import (
     ChatRequest,
+    CreateRequest,
     CopyRequest,
     EmbeddingsRequest,
     EmbedRequest,
@@ -267,6 +268,30 @@ def create_app(engine: Engine) -> FastAPI:
         progress = await engine.pull(req.target, insecure=req.insecure)
         return await stream_or_fold(progress, req.stream is not False, None)
 
+    @app.head("/api/blobs/{digest}")
+    async def head_blob(digest: str) -> Response:
+        if engine.has_blob(digest):
+            return Response(status_code=200)
+        return JSONResponse({"error": f'blob "{digest}" not found'}, status_code=404)
+
+    @app.post("/api/blobs/{digest}")
+    async def post_blob(digest: str, request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        created = await engine.upload_blob(digest, request.stream(),
+                                           int(declared) if declared and declared.isdigit() else None)
+        return Response(status_code=201 if created else 200)
+
+    @app.post("/api/create")
+    async def create(request: Request) -> Response:
+        req = CreateRequest.parse_body(await body(request))
+        progress = await engine.create(req)
+        return await stream_or_fold(progress, req.stream is not False, None)
+
+    @app.post("/api/push")
+    async def push(request: Request) -> Response:
+        req = ModelRequest.parse_body(await body(request))
+        progress = await engine.push(req.target, insecure=req.insecure)
+        return await stream_or_fold(progress, req.stream is not False, None)
     @app.post("/api/embed", openapi_extra=doc(EmbedRequest))
     async def embed(request: Request) -> Response:
         req = EmbedRequest.parse_body(await body(request))

@@ -16,6 +16,7 @@ Layout (little-endian)::
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,18 +117,30 @@ class GGUFInfo:
 
 
 class _Reader:
+    """Reads with two bounds: the metadata limit, and what is left of the file, both checked
+    before anything is allocated (a lying length never becomes a large ``read``)."""
+
     def __init__(self, f: BinaryIO, limit: int) -> None:
         self.f = f
         self.read_total = 0
         self.limit = limit
+        try:
+            self.remaining = os.fstat(f.fileno()).st_size - f.tell()
+        except (OSError, AttributeError, ValueError):  # not a real file: a BytesIO in tests
+            pos = f.tell()
+            self.remaining = f.seek(0, 2) - pos
+            f.seek(pos)
 
     def take(self, n: int) -> bytes:
         if n < 0 or self.read_total + n > self.limit:
             raise GGUFError("invalid GGUF file: metadata exceeds size limit")
+        if n > self.remaining:
+            raise GGUFError(f"invalid GGUF file: unexpected end of file ({n} bytes needed, {self.remaining} left)")
         data = self.f.read(n)
         if len(data) != n:
             raise GGUFError("invalid GGUF file: unexpected end of file")
         self.read_total += n
+        self.remaining -= n
         return data
 
     def scalar(self, fmt: str, size: int) -> Any:

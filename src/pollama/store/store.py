@@ -87,6 +87,11 @@ class Store:
             os.replace(tmp, self.blob_path(digest))
         return Layer("", digest, size)
 
+    def blob_writer(self) -> BlobWriter:
+        """An incremental writer for bytes that arrive in pieces (an upload); see BlobWriter."""
+        self.ensure()
+        return BlobWriter(self)
+
     def write_blob_bytes(self, data: bytes, media_type: str) -> Layer:
         layer = self.write_blob_stream([data])
         return Layer(media_type, layer.digest, layer.size)
@@ -272,6 +277,47 @@ class Store:
     def _temp(self, directory: Path) -> Store._TempCtx:
         directory.mkdir(parents=True, exist_ok=True)
         return Store._TempCtx(directory)
+
+
+class BlobWriter:
+    """Hash bytes into a temporary file as they arrive; :meth:`commit` verifies and renames.
+
+    Used as a context manager: leaving it without a commit removes the temporary file, so an
+    upload that fails or is refused leaves nothing behind.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        fd, name = tempfile.mkstemp(dir=store.blobs, prefix=".tmp-")
+        self.path = Path(name)
+        self.file: IO[bytes] = os.fdopen(fd, "wb")
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.hash.update(data)
+        self.file.write(data)
+        self.size += len(data)
+
+    def commit(self, expected: str | None = None, shown: str | None = None) -> Layer:
+        """Verify against ``expected`` (``shown`` is how the client spelled it) and store the blob."""
+        digest = f"sha256:{self.hash.hexdigest()}"
+        if expected is not None and normalize_digest(expected) != digest:
+            raise DigestMismatch(shown or expected, digest)
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.chmod(self.path, 0o644)
+        os.replace(self.path, self.store.blob_path(digest))
+        return Layer("", digest, self.size)
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+        if self.path.exists():
+            self.path.unlink()
 
 
 def _dirs(p: Path) -> list[Path]:

@@ -1,0 +1,204 @@
+"""/api/blobs and /api/create through the in-process app, and how the result renders prompts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pollama.store.modelfile import parse_modelfile
+from pollama.store.store import Store
+from tests.factories import write_tiny_gguf
+
+LLAMA2 = "[INST] {{ if .System }}<<SYS>>{{ .System }}<</SYS>> {{ end }}{{ .Prompt }} [/INST]"
+CHATML_GO = ("{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
+             "<|im_start|>assistant\n")
+
+
+def lines(r: httpx.Response) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in r.text.splitlines() if x.strip()]
+
+
+def digest_of(data: bytes) -> str:
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+async def upload(client: httpx.AsyncClient, data: bytes) -> str:
+    d = digest_of(data)
+    r = await client.post(f"/api/blobs/{d}", content=data)
+    assert r.status_code in (200, 201)
+    return d
+
+
+def prompt_of(factory: Any) -> str:
+    return "".join(chr(t) for t in factory.made[-1].requests[-1].prompt)
+
+
+# ---- /api/blobs ------------------------------------------------------------------------------
+
+
+async def test_blob_upload_head_and_mismatch(client: httpx.AsyncClient, tiny_store: Store) -> None:
+    data = b"some bytes" * 1000
+    d = digest_of(data)
+    assert (await client.head(f"/api/blobs/{d}")).status_code == 404
+    wrong = digest_of(b"other")
+    r = await client.post(f"/api/blobs/{wrong}", content=data)
+    assert r.status_code == 400
+    assert r.json() == {"error": f'digest mismatch, expected "{wrong}", got "{d}"'}
+    assert not tiny_store.has_blob(wrong) and not list(tiny_store.blobs.glob(".tmp-*"))
+    r = await client.post(f"/api/blobs/{d}", content=data)
+    assert r.status_code == 201 and r.content == b""
+    assert tiny_store.blob_path(d).read_bytes() == data
+    assert (await client.head(f"/api/blobs/{d}")).status_code == 200
+    assert (await client.post(f"/api/blobs/{d}", content=b"not read")).status_code == 200
+    dash = d.replace(":", "-")
+    assert (await client.head(f"/api/blobs/{dash}")).status_code == 200
+
+
+@pytest.mark.parametrize("bad", ["sha256:abc", "sha256:" + "g" * 64, "md5:" + "a" * 64, "sha256:" + "a" * 65,
+                                 "sha256:..%2F..%2Fetc%2Fpasswd", "sha256-" + "a" * 63 + "%00"])
+async def test_blob_digest_format_is_checked_before_any_file_access(client: httpx.AsyncClient, bad: str,
+                                                                    tiny_store: Store) -> None:
+    before = sorted(p.name for p in tiny_store.root.rglob("*"))
+    assert (await client.head(f"/api/blobs/{bad}")).status_code in (400, 404)
+    r = await client.post(f"/api/blobs/{bad}", content=b"x")
+    assert r.status_code in (400, 404)  # 404: a path with "/" matches no route at all
+    if r.status_code == 400:
+        assert r.json() == {"error": "invalid digest format"}
+    assert sorted(p.name for p in tiny_store.root.rglob("*")) == before
+
+
+# ---- /api/create -----------------------------------------------------------------------------
+
+
+async def test_create_from_uploaded_gguf_with_everything(client: httpx.AsyncClient, tmp_path: Path, factory: Any) -> None:
+    gguf = write_tiny_gguf(tmp_path / "m.gguf").read_bytes()
+    d = await upload(client, gguf)
+    r = await client.post("/api/create", json={
+        "model": "mine", "files": {"m.gguf": d}, "template": LLAMA2, "system": "Be terse.",
+        "parameters": {"temperature": 0.2, "stop": ["[INST]"], "num_ctx": 1024},
+        "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+        "license": ["MIT", "Apache"]})
+    assert r.status_code == 200
+    out = lines(r)
+    statuses = [x["status"] for x in out]
+    assert statuses[0] == "parsing GGUF" and statuses[-2:] == ["writing manifest", "success"]
+    assert f"using existing layer {d}" in statuses  # the uploaded GGUF
+    assert any(s.startswith("creating new layer sha256:") for s in statuses)
+    show = (await client.post("/api/show", json={"model": "mine"})).json()
+    assert show["template"] == LLAMA2 and show["system"] == "Be terse." and show["license"] == "MIT\nApache"
+    assert show["messages"] == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    assert "temperature" in show["parameters"] and "num_ctx" in show["parameters"]
+    # The Go TEMPLATE renders the prompt (legacy mode: one execution per turn, the model's
+    # MESSAGE history first, as Ollama's generate does).
+    await client.post("/api/generate", json={"model": "mine", "prompt": "why?", "stream": False})
+    assert prompt_of(factory) == "[INST] <<SYS>>Be terse.<</SYS>> hi [/INST]hello[INST] why? [/INST]"
+    assert factory.made[-1].requests[-1].stop == ["[INST]"]
+
+
+async def test_prompt_template_order_go_then_jinja_then_raw(client: httpx.AsyncClient, tmp_path: Path,
+                                                            factory: Any) -> None:
+    with_jinja = await upload(client, write_tiny_gguf(tmp_path / "j.gguf").read_bytes())
+    no_template = await upload(client, write_tiny_gguf(tmp_path / "n.gguf", chat_template=None).read_bytes())
+    msgs = [{"role": "user", "content": "Q"}]
+    for name, files, template in (("go", with_jinja, CHATML_GO.replace("im_", "IM_")), ("jinja", with_jinja, None),
+                                  ("raw", no_template, None)):
+        body: dict[str, Any] = {"model": name, "files": {"f.gguf": files}, "stream": False}
+        if template:
+            body["template"] = template
+        assert (await client.post("/api/create", json=body)).json() == {"status": "success"}
+        await client.post("/api/chat", json={"model": name, "messages": msgs, "stream": False})
+        prompts = {"go": "<|IM_start|>user\nQ<|IM_end|>\n<|IM_start|>assistant\n",
+                   "jinja": "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n", "raw": "Q"}
+        assert prompt_of(factory) == prompts[name]
+
+
+async def test_create_from_existing_model_overrides_and_merges(client: httpx.AsyncClient, tiny_store: Store) -> None:
+    r = await client.post("/api/create", json={"model": "derived", "from": "tiny", "system": "New system",
+                                               "parameters": {"top_k": 7}, "stream": False})
+    assert r.json() == {"status": "success"}
+    show = (await client.post("/api/show", json={"model": "derived"})).json()
+    assert show["system"] == "New system"
+    params = show["parameters"]
+    assert "top_k" in params and "temperature" in params and '"<|im_end|>"' in params  # merged over tiny's
+    assert show["details"]["parent_model"] == "tiny:latest"
+    m = json.loads(tiny_store.manifest_path(tiny_store.resolve(__import__("pollama.types.names", fromlist=["x"]).ModelName.parse("derived"))).read_bytes())
+    model_layer = next(layer for layer in m["layers"] if layer["mediaType"].endswith(".model"))
+    assert model_layer["from"] == "tiny:latest"
+    # An empty system removes it.
+    await client.post("/api/create", json={"model": "derived", "from": "derived", "system": "", "stream": False})
+    assert "system" not in (await client.post("/api/show", json={"model": "derived"})).json()
+
+
+@pytest.mark.parametrize(("body", "status", "error"), [
+    ({"model": "x"}, 400, "neither 'from' or 'files' was specified"),
+    ({"model": "../x", "from": "tiny"}, 400, "invalid model name"),
+    ({"from": "tiny"}, 400, "model is required"),
+    ({"model": "x", "from": "tiny", "quantize": "q4_K_M"}, 400, None),
+    ({"model": "x", "files": {"../m.gguf": "sha256:" + "a" * 64}}, 400, "file path must be relative"),
+    ({"model": "x", "files": {"/etc/m.gguf": "sha256:" + "a" * 64}}, 400, "file path must be relative"),
+    ({"model": "x", "files": {"m.gguf": ""}}, 400, "invalid digest format"),
+    ({"model": "x", "files": {"m.gguf": "sha256:../../../etc/passwd"}}, 400, "invalid digest format"),
+    ({"model": "x", "files": {"m.gguf": "sha256:" + "a" * 64}}, 404, f'blob "sha256:{"a" * 64}" not found'),
+    ({"model": "x", "from": "tiny", "template": "{{ .Prompt "}, 400, "template error: template: :1: unclosed action"),
+    ({"model": "x", "from": "tiny", "adapters": {"a": "sha256:" + "a" * 64, "b": "sha256:" + "b" * 64}}, 400,
+     "only one adapter is currently supported"),
+    ({"model": "x", "from": "tiny", "parameters": {"bogus": 1}}, 400, "unknown parameter 'bogus'"),
+    ({"model": "x", "from": "tiny", "messages": [{"role": "wizard", "content": "x"}]}, 400,
+     'message role must be one of "system", "user", or "assistant"'),
+    ({"model": "x", "modelfile": "FROM /etc/passwd\n"}, 400, None),
+])
+async def test_create_refusals(client: httpx.AsyncClient, body: dict[str, Any], status: int, error: str | None) -> None:
+    r = await client.post("/api/create", json=body)
+    assert r.status_code == status, r.text
+    if error is not None:
+        assert r.json() == {"error": error}
+    else:
+        assert r.json()["error"]
+    assert "x:latest" not in [m["name"] for m in (await client.get("/api/tags")).json()["models"]]
+
+
+async def test_quantize_refusal_is_clear(client: httpx.AsyncClient) -> None:
+    r = await client.post("/api/create", json={"model": "x", "from": "tiny", "quantize": "q4_K_M"})
+    assert "does not quantize" in r.json()["error"]
+
+
+async def test_create_rejects_a_file_that_is_not_gguf(client: httpx.AsyncClient) -> None:
+    d = await upload(client, b"#!/bin/sh\necho not a model\n")
+    r = await client.post("/api/create", json={"model": "x", "files": {"run.sh": d}, "stream": False})
+    assert r.status_code == 400 and r.json() == {"error": "supplied file was not in GGUF format"}
+
+
+async def test_legacy_modelfile_field_with_a_model_name(client: httpx.AsyncClient) -> None:
+    r = await client.post("/api/create", json={"name": "legacy", "modelfile": "FROM tiny\nSYSTEM old style\n",
+                                               "stream": False})
+    assert r.json() == {"status": "success"}
+    assert (await client.post("/api/show", json={"model": "legacy"})).json()["system"] == "old style"
+
+
+async def test_show_modelfile_recreates_the_same_model(client: httpx.AsyncClient, tiny_store: Store, tmp_path: Path) -> None:
+    d = await upload(client, write_tiny_gguf(tmp_path / "m.gguf").read_bytes())
+    await client.post("/api/create", json={
+        "model": "orig", "files": {"m.gguf": d}, "template": LLAMA2, "system": 'Say "hi"\nthen stop.',
+        "parameters": {"temperature": 0.25, "stop": ["[INST]", "</s>"], "num_ctx": 512},
+        "messages": [{"role": "user", "content": "a"}], "license": "MIT", "stream": False})
+    text = (await client.post("/api/show", json={"model": "orig"})).json()["modelfile"]
+    mf = parse_modelfile(text)
+    path = Path(mf.from_[0])
+    assert path.is_file()  # FROM names the blob, which `pollama create` hashes and uploads
+    blob = await upload(client, path.read_bytes())
+    req = mf.to_create_request(files={path.name: blob})
+    r = await client.post("/api/create", json={"model": "copy", "stream": False, **req})
+    assert r.json() == {"status": "success"}, r.text
+
+    def layers(name: str) -> list[tuple[str, str]]:
+        from pollama.types.names import ModelName
+
+        m, _ = tiny_store.read_manifest(ModelName.parse(name))
+        return sorted((layer.media_type, layer.digest) for layer in m.layers)
+
+    assert layers("copy") == layers("orig")

@@ -1,0 +1,98 @@
+"""Loopback servers for registry tests: Starlette apps in a uvicorn thread, and a TCP proxy that
+can throttle and counts the bytes it forwards from the server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class ServedApp:
+    """Run an ASGI app on ``host`` (any 127.x address) in a background thread."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1") -> None:
+        self.app = app
+        self.host = host
+        self.port = free_port(host)
+        self.netloc = f"{host}:{self.port}"
+        self.url = f"http://{self.netloc}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=self.port, log_level="error",
+                                                    lifespan="off", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServedApp:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+class CountingProxy:
+    """Forward ``127.0.0.1:<port>`` to a target; count server→client bytes; optionally throttle."""
+
+    def __init__(self, target_port: int, rate: float | None = None) -> None:
+        self.target_port = target_port
+        self.rate = rate  # bytes per second, None = as fast as possible
+        self.sent = 0
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(32)
+        self.port = int(self.listener.getsockname()[1])
+        self.host = f"127.0.0.1:{self.port}"
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, count: bool) -> None:
+        try:
+            while True:
+                data = src.recv(16384 if self.rate else 262144)
+                if not data:
+                    break
+                dst.sendall(data)
+                if count:
+                    with self._lock:
+                        self.sent += len(data)
+                    if self.rate:
+                        time.sleep(len(data) / self.rate)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.listener.close()

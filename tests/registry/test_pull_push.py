@@ -1,0 +1,170 @@
+"""Pull and push against a real registry (CNCF distribution 2.8) on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from pollama.errors import RegistryError
+from pollama.store.registry import pull_model, push_model
+from pollama.store.registry.download import BlobDownload
+from pollama.store.store import Store
+from pollama.testing.distribution import LocalRegistry
+from pollama.types.names import ModelName
+from tests.registry.conftest import BUNDLED_NAME
+
+
+async def collect(gen: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [p async for p in gen]
+
+
+async def push_bundled(store: Store, registry: LocalRegistry, repo: str) -> ModelName:
+    target = ModelName.parse(f"{registry.host}/{repo}")
+    store.copy(ModelName.parse(BUNDLED_NAME), target)
+    await collect(push_model(store, target, insecure=True))
+    return target
+
+
+@pytest.fixture(scope="module")
+def pushed(bundled_store: Store, registry: LocalRegistry) -> ModelName:
+    """The bundled model, pushed once per module to ``<registry>/test/smollm2:135m``."""
+    return asyncio.run(push_bundled(bundled_store, registry, "test/smollm2:135m"))
+
+
+def statuses(progress: list[dict[str, Any]]) -> list[str]:
+    """The status lines without repeats of the same layer's progress."""
+    out: list[str] = []
+    for p in progress:
+        if not out or out[-1] != p["status"]:
+            out.append(p["status"])
+    return out
+
+
+async def test_push_bundled_then_pull_into_empty_store_is_byte_identical(
+        bundled_store: Store, registry: LocalRegistry, empty_store: Store) -> None:
+    target = ModelName.parse(f"{registry.host}/test/smollm2:135m")
+    bundled_store.copy(ModelName.parse(BUNDLED_NAME), target)
+    manifest, raw = bundled_store.read_manifest(target)
+    pushed = await collect(push_model(bundled_store, target, insecure=True))
+
+    assert pushed[0] == {"status": "retrieving manifest"}
+    assert pushed[-2:] == [{"status": "pushing manifest"}, {"status": "success"}]
+    for layer in manifest.all_layers():
+        mine = [p for p in pushed if p.get("digest") == layer.digest]
+        assert mine[0]["status"] == f"pushing {layer.digest[7:19]}"
+        assert mine[-1]["completed"] == mine[-1]["total"] == layer.size
+
+    pulled = await collect(pull_model(empty_store, target, insecure=True))
+    assert pulled[0] == {"status": "pulling manifest"}
+    assert pulled[-3:] == [{"status": "verifying sha256 digest"}, {"status": "writing manifest"},
+                           {"status": "success"}]
+    for layer in manifest.all_layers():
+        mine = [p for p in pulled if p.get("digest") == layer.digest]
+        assert mine and all(p["status"] == f"pulling {layer.digest[7:19]}" and p["total"] == layer.size for p in mine)
+        assert mine[-1]["completed"] == layer.size
+        assert [p["completed"] for p in mine] == sorted(p["completed"] for p in mine)
+        assert empty_store.blob_path(layer.digest).read_bytes() == bundled_store.blob_path(layer.digest).read_bytes()
+    _, pulled_raw = empty_store.read_manifest(target)
+    assert pulled_raw == raw  # the manifest is stored as the exact bytes the registry returned
+    assert not [p for p in empty_store.blobs.iterdir() if "partial" in p.name or p.name.startswith(".tmp")]
+
+
+async def test_second_push_skips_blobs_the_registry_has(bundled_store: Store, pushed: ModelName) -> None:
+    target = pushed
+    second = await collect(push_model(bundled_store, target, insecure=True))
+    layers = [p for p in second if "digest" in p]
+    # one message per blob, already complete: nothing was uploaded again
+    assert len(layers) == len({p["digest"] for p in layers}) == 4
+    assert all(p["completed"] == p["total"] for p in layers)
+
+
+async def test_pull_of_present_blobs_reports_each_complete_once(bundled_store: Store, pushed: ModelName) -> None:
+    target = pushed
+    progress = await collect(pull_model(bundled_store, target, insecure=True))
+    layers = [p for p in progress if "digest" in p]
+    assert len(layers) == 4 and all(p["completed"] == p["total"] for p in layers)
+
+
+async def test_interrupted_pull_resumes_where_it_stopped(
+        bundled_store: Store, pushed: ModelName, empty_store: Store) -> None:
+    target = pushed
+    manifest, _ = bundled_store.read_manifest(target)
+    big = max(manifest.layers, key=lambda layer: layer.size)
+
+    gen = pull_model(empty_store, target, insecure=True)
+    async for p in gen:
+        if p.get("digest") == big.digest and p["completed"] >= big.size // 4:
+            break
+    await gen.aclose()  # the connection drops mid-blob
+    partial = empty_store.blob_path(big.digest).with_name(f"sha256-{big.digest[7:]}-partial")
+    assert partial.exists() and partial.with_name(partial.name + "-0").exists()
+    assert not empty_store.has_blob(big.digest) and not empty_store.has_model(target)
+
+    downloads: list[BlobDownload] = []
+    progress = await collect(pull_model(empty_store, target, insecure=True, on_download=downloads.append))
+    assert progress[-1] == {"status": "success"}
+    second = sum(d.downloaded for d in downloads if d.digest == big.digest)
+    assert 0 < second < big.size, f"downloaded {second} of {big.size} bytes again"
+    first_report = next(p for p in progress if p.get("digest") == big.digest)
+    assert first_report["completed"] >= big.size // 4 or first_report["completed"] == 0
+    assert empty_store.blob_path(big.digest).read_bytes() == bundled_store.blob_path(big.digest).read_bytes()
+    assert not partial.exists() and not list(empty_store.blobs.glob("*-partial*"))
+
+
+async def test_corrupted_blob_is_rejected_and_nothing_lands(
+        bundled_store: Store, tmp_path_factory: pytest.TempPathFactory, empty_store: Store) -> None:
+    with LocalRegistry(tmp_path_factory.mktemp("badreg")) as bad:
+        target = await push_bundled(bundled_store, bad, "test/corrupt:v1")
+        manifest, _ = bundled_store.read_manifest(target)
+        big = max(manifest.layers, key=lambda layer: layer.size)
+        data = bad.blob_data(big.digest)
+        with open(data, "r+b") as f:  # the registry now serves different bytes of the same size
+            f.seek(big.size // 2)
+            f.write(b"\xde\xad\xbe\xef" * 16)
+        with pytest.raises(RegistryError) as err:
+            await collect(pull_model(empty_store, target, insecure=True))
+    assert err.value.message.startswith(f"digest mismatch, file must be downloaded again: want {big.digest}, got sha256:")
+    assert not empty_store.has_blob(big.digest)
+    assert not empty_store.has_model(target)
+    assert not list(empty_store.blobs.glob("*-partial*"))
+    assert not list(empty_store.manifests.rglob("*")) or not [p for p in empty_store.manifests.rglob("*") if p.is_file()]
+
+
+async def test_unknown_model_gives_ollamas_message(registry: LocalRegistry, empty_store: Store) -> None:
+    name = ModelName.parse(f"{registry.host}/nobody/nothing:latest")
+    gen = pull_model(empty_store, name, insecure=True)
+    assert await anext(gen) == {"status": "pulling manifest"}
+    with pytest.raises(RegistryError, match="^pull model manifest: file does not exist$"):
+        await anext(gen)
+
+
+async def test_http_scheme_needs_insecure(registry: LocalRegistry, empty_store: Store) -> None:
+    name = ModelName.parse(f"http://{registry.host}/a/b:c")
+    with pytest.raises(RegistryError, match="^insecure protocol http$"):
+        await collect(pull_model(empty_store, name))
+
+
+@pytest.mark.parametrize("prune", [True, False])
+async def test_repull_of_moved_tag_prunes_replaced_layers_unless_disabled(
+        prune: bool, bundled_store: Store, registry: LocalRegistry, empty_store: Store,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    from tests.factories import add_model, write_tiny_gguf
+
+    target = ModelName.parse(f"{registry.host}/test/moving-{str(prune).lower()}:latest")
+    tiny = Store(tmp_path_factory.mktemp("tiny") / "models")
+    add_model(tiny, str(target), write_tiny_gguf(tmp_path_factory.mktemp("g") / "a.gguf"), system="one")
+    await collect(push_model(tiny, target, insecure=True))
+    await collect(pull_model(empty_store, target, insecure=True))
+    old, _ = empty_store.read_manifest(target)
+    # The tag moves to a different model on the registry.
+    add_model(tiny, str(target), write_tiny_gguf(tmp_path_factory.mktemp("g") / "b.gguf", ctx=4096), system="two")
+    await collect(push_model(tiny, target, insecure=True))
+    progress = await collect(pull_model(empty_store, target, insecure=True, prune=prune))
+    new, _ = empty_store.read_manifest(target)
+    replaced = old.digests() - new.digests()
+    assert replaced
+    assert ({"status": "removing unused layers"} in progress) is prune
+    assert all(empty_store.has_blob(d) is not prune for d in replaced)
