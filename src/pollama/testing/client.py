@@ -296,6 +296,21 @@ class LLM:
         self.options = dict(options or {})
         self.on_result = on_result
         self._lock = threading.Lock()
+        self._owns_transport = transport is None
+
+    def close(self) -> None:
+        """Close the HTTP connections this client opened (not a transport it was given)."""
+        with self._lock:
+            close = getattr(self._transport, "close", None)
+            if self._owns_transport and close is not None:
+                close()
+            self._transport = None
+
+    def __enter__(self) -> LLM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def transport(self) -> Transport:

@@ -155,7 +155,7 @@ def latency_measurement(
 
     The bootstrap under-covers tail percentiles of small samples, so a PASS also needs the
     distribution-free order-statistic interval to be finite on the side that matters (for p95
-    at 95% confidence that takes at least 59 samples); otherwise the verdict is INCONCLUSIVE
+    at 95% confidence that takes at least 72 samples); otherwise the verdict is INCONCLUSIVE
     and says how many samples are needed.
     """
     if not samples:
@@ -175,7 +175,7 @@ def min_samples_for(q: float, confidence: float = 0.95, direction: Direction = "
     the side a ``direction`` check needs.
 
     >>> min_samples_for(95)
-    59
+    72
     >>> min_samples_for(50)
     6
     """
