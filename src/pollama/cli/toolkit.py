@@ -47,10 +47,9 @@ def probe(model: str, url: str | None, out_dir: str, samples: int | None, judge:
     probe-MODEL.html (self-contained, with plots), .json and .junit.xml.
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pollama.testing.client import LLM, LLMHTTPError
-    from pollama.testing.probe import ProbeSettings, run_probe
+    from pollama.testing.client import LLM
+    from pollama.testing.probe import ProbeSettings
     from pollama.testing.report import write_reports
 
     settings = ProbeSettings(seed=seed, judge=judge, ttft_p50_at_most=ttft_p50, gen_rate_p50_at_least=gen_rate_p50,
@@ -66,18 +65,33 @@ def probe(model: str, url: str | None, out_dir: str, samples: int | None, judge:
     base = (url or _default_url()).rstrip("/")
     if "://" not in base:
         base = "http://" + base
-    llm = LLM(base, model, timeout=timeout)
     err = Console(stderr=True)
-    try:
-        llm.transport.get("/api/version")  # type: ignore[attr-defined]
-    except Exception as exc:
-        raise click.ClickException(f"could not reach an Ollama-compatible server at {base}: {exc}") from None
+    with LLM(base, model, timeout=timeout) as llm:
+        try:
+            llm.transport.get("/api/version")  # type: ignore[attr-defined]
+        except Exception as exc:
+            raise click.ClickException(f"could not reach an Ollama-compatible server at {base}: {exc}") from None
+        run = _run(llm, settings, err, base)
+    paths = write_reports(run, out_dir)
+    _summary(Console(), run)
+    click.echo(f"report: {paths['html']}\n        {paths['json']}\n        {paths['junit']}")
+    if strict and any(c.measurement.verdict.value != "PASS" for c in run.checks):
+        sys.exit(1)
+
+
+def _run(llm: Any, settings: Any, err: Any, base: str) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pollama.testing.client import LLMHTTPError
+    from pollama.testing.probe import run_probe
+
     try:
         with Progress(TextColumn("[bold]{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err, transient=False) as bar:
             task = bar.add_task("starting", total=settings.steps())
             run = run_probe(llm, settings, progress=lambda stage: bar.update(task, advance=1, description=stage))
             bar.update(task, completed=settings.steps(), description="done")
+            return run
     except LLMHTTPError as exc:
         raise click.ClickException(f"the server refused a probe request: {exc}") from None
     except Exception as exc:
@@ -85,11 +99,6 @@ def probe(model: str, url: str | None, out_dir: str, samples: int | None, judge:
         if names & {"TransportError", "TimeoutException"}:
             raise click.ClickException(f"lost the server at {base}: {type(exc).__name__}: {exc}") from None
         raise
-    paths = write_reports(run, out_dir)
-    _summary(Console(), run)
-    click.echo(f"report: {paths['html']}\n        {paths['json']}\n        {paths['junit']}")
-    if strict and any(c.measurement.verdict.value != "PASS" for c in run.checks):
-        sys.exit(1)
 
 
 def _summary(console: Any, run: Any) -> None:
