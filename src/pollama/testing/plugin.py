@@ -86,7 +86,7 @@ def llm_server(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFac
         if "://" not in url:
             url = "http://" + url
         try:
-            wait_until_up(url, timeout=10)
+            wait_until_up(url, timeout=3)
         except ServerStartError as exc:
             pytest.fail(f"{exc}; start the server or fix --llm-url / $POLLAMA_TEST_URL", pytrace=False)
         yield LLMServer(url, model, kind="external")
