@@ -34,6 +34,7 @@ class FakeOllama:
     first_call_differs: bool = False
     persona: str = "guessing"
     fail_status: int | None = None
+    overlap: float = 0.02  # each request waits this long so simultaneous requests overlap
     calls: int = 0
     active: int = 0
     cold: bool = True
@@ -89,7 +90,7 @@ class FakeOllama:
             if self.cold:
                 load, self.cold = 0.05, False
                 await asyncio.sleep(load)
-            await asyncio.sleep(0.02)  # let simultaneous requests overlap
+            await asyncio.sleep(self.overlap)
             concurrent = self.active > 1
             text = self.text_for(body, concurrent, slot)
             pieces = [w + " " for w in text.split(" ")]

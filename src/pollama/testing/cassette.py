@@ -111,13 +111,14 @@ class Cassette:
         return sum(len(v) for v in self.samples.values())
 
     def add(self, path: str, body: Mapping[str, Any], ex: Exchange) -> None:
-        sample = {
-            "key": request_key(path, body), "path": path, "request": dict(body), "status": ex.status,
+        key = request_key(path, body)
+        sample: dict[str, Any] = {
+            "key": key, "path": path, "request": dict(body), "status": ex.status,
             "chunks": list(ex.chunks), "offsets": [round(o, 6) for o in ex.offsets], "end": round(ex.end, 6),
             "error": ex.error,
         }
         with self._lock:
-            self.samples.setdefault(sample["key"], []).append(sample)
+            self.samples.setdefault(key, []).append(sample)
 
     def next_sample(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         key = request_key(path, body)

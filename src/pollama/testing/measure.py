@@ -440,7 +440,9 @@ def determinism_profile(
             return r
 
         results = llm.concurrently([one] * n) if concurrent else [one() for _ in range(n)]
-        conditions[name] = Condition(name, label, results, opts.get("seed"), float(opts["temperature"]), concurrent)
+        seed_used = opts.get("seed")
+        conditions[name] = Condition(name, label, results, None if seed_used is None else int(seed_used),
+                                     float(opts["temperature"]), concurrent)
     return DeterminismProfile(conditions, prompt)
 
 
@@ -747,7 +749,7 @@ class ClarificationProbe:
         rates: dict[str, Any] = {}
         for kind in ("ambiguous", "clear"):
             for label in LABELS:
-                k, n = self.rate(label, kind)  # type: ignore[arg-type]
+                k, n = self.rate(label, kind)
                 rates[f"{kind}.{label}"] = {"k": k, "n": n, "rate": k / n if n else None,
                                             "interval": list(wilson_interval(k, n, self.confidence))}
         return {"rates": rates, "length_ratio": self.length_ratio(), "judge": self.judge_agreement(),
@@ -774,7 +776,7 @@ def clarification_probe(
             for _ in range(n):
                 text = llm.chat(prompt, options=opts).text
                 verdict = judge_reply(judge, prompt, text) if judge is not None else None
-                replies.append(Reply(pair.id, kind, prompt, text, classify_reply(text), verdict))  # type: ignore[arg-type]
+                replies.append(Reply(pair.id, kind, prompt, text, classify_reply(text), verdict))
                 if progress:
                     progress()
     return ClarificationProbe(replies, judge.model if judge is not None else None)

@@ -162,7 +162,7 @@ def _make_llm(url: str, model: str, transport: Transport, config: pytest.Config,
 @pytest.fixture
 def llm(llm_server: LLMServer, llm_model: str, _llm_transport: Transport, request: pytest.FixtureRequest) -> LLM:
     """A measuring client for the model under test (typed results, server timings, TTFT)."""
-    return _make_llm(llm_server.url, llm_model, _llm_transport, request.config, request.node)  # type: ignore[arg-type]
+    return _make_llm(llm_server.url, llm_model, _llm_transport, request.config, request.node)  # type: ignore[arg-type,unused-ignore]
 
 
 @pytest.fixture

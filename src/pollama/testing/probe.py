@@ -54,7 +54,8 @@ class ProbeSettings:
     structured_n: int = 4
     structured_num_predict: int = 40
     clarify_n: int = 1
-    clarify_num_predict: int = 40
+    clarify_num_predict: int = 32
+    structured_max_reasks: int = 1
     seed: int = 42
     temperature: float = 0.8
     confidence: float = 0.95
@@ -208,7 +209,7 @@ def run_probe(
     run.determinism = determinism_profile(llm, s.determinism_n, seed=s.seed, temperature=s.temperature,
                                           num_predict=s.determinism_num_predict, progress=tick("determinism"))
     run.structured = structured_output_profile(llm, s.structured_n, num_predict=s.structured_num_predict,
-                                               progress=tick("structured output"))
+                                               max_reasks=s.structured_max_reasks, progress=tick("structured output"))
     judge = llm.with_model(s.judge) if s.judge else None
     run.clarification = clarification_probe(llm, s.clarify_n, num_predict=s.clarify_num_predict, judge=judge,
                                             progress=tick("clarification"))
