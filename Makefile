@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 MODEL  ?= smollm2:135m
 
-.PHONY: setup registry run test test-fast bench bench-pull lint clean
+.PHONY: setup registry chromium run test test-fast bench bench-pull lint clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ setup: $(VENV)/.installed
 registry:
 	@sh scripts/ensure-registry.sh
 
+## make chromium: Debian's headless Chromium, which the report test renders the probe report in
+chromium:
+	@sh scripts/ensure-chromium.sh
+
 ## make run: set up, import the bundled model, and serve it on 127.0.0.1:11434
 run: setup
 	@$(VENV)/bin/pollama serve & pid=$$!; \
@@ -36,10 +40,10 @@ run: setup
 	  echo "pollama is serving $(MODEL) on http://127.0.0.1:11434 (Ctrl+C to stop)" && wait $$pid
 
 ## make test: set up and run the whole suite
-test: setup registry
+test: setup registry chromium
 	$(PY) -m pytest -q
 
-test-fast: setup registry
+test-fast: setup registry chromium
 	$(PY) -m pytest -q -m "not integration"
 
 bench: setup
