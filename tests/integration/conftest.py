@@ -74,7 +74,7 @@ def start_server(models: Path, port: int, log: Path, **env: str) -> LiveServer:
     f = open(log, "wb")
     proc = subprocess.Popen([sys.executable, "-m", "pollama", "serve"], env=environ, stdout=f, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             f.close()
@@ -86,7 +86,7 @@ def start_server(models: Path, port: int, log: Path, **env: str) -> LiveServer:
             time.sleep(0.1)
     proc.kill()
     f.close()
-    raise RuntimeError("pollama serve did not come up in 30 s")
+    raise RuntimeError(f"pollama serve did not come up in 90 s: {log.read_text()}")
 
 
 def stop_server(server: LiveServer) -> None:
