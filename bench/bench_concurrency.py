@@ -139,6 +139,11 @@ class RSSWatch(threading.Thread):
             time.sleep(0.1)
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -202,6 +207,7 @@ async def run(args: argparse.Namespace, pollama_url: str, raw_url: str, watch: R
         for target, c in clients.items():  # warm both: allocators, graphs, the page cache
             await round_(target, c, [CHATML.format("warm up")] * 2, 8, Level())
         levels: dict[int, dict[str, Level]] = {}
+        server_cpu = 0.0
         for conc in args.levels:
             levels[conc] = {"pollama": Level(), "raw": Level()}
             for i in range(args.rounds):
@@ -210,7 +216,10 @@ async def run(args: argparse.Namespace, pollama_url: str, raw_url: str, watch: R
                 order = ["pollama", "raw"] if i % 2 == 0 else ["raw", "pollama"]
                 for target in order:
                     watch.on.set() if target == "pollama" else watch.on.clear()
+                    before = cpu_seconds(watch.pid)
                     await round_(target, clients[target], prompts, args.tokens, levels[conc][target])
+                    if target == "pollama":
+                        server_cpu += cpu_seconds(watch.pid) - before
             watch.on.clear()
             p, r = levels[conc]["pollama"], levels[conc]["raw"]
             print(f"{conc} client(s): pollama {p.rate:7.1f} tok/s ({p.tokens} tokens)   "
@@ -235,6 +244,9 @@ async def run(args: argparse.Namespace, pollama_url: str, raw_url: str, watch: R
               f"({cached} tokens from cache)")
     print(f"second-turn TTFT / first-turn TTFT (median): {statistics.median(ratios):.3f}  (target <= 0.25)")
     print(f"pollama server peak RSS under load (runners excluded): {watch.peak / 2**20:.0f} MB  (target < 150 MB)")
+    generated = sum(lv["pollama"].tokens for lv in levels.values())
+    print(f"pollama server CPU per generated token (request handling included): "
+          f"{server_cpu / max(generated, 1) * 1000:.2f} ms")
 
 
 def main() -> None:

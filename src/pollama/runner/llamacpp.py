@@ -58,7 +58,16 @@ class LlamaCppRunner:
             return 0
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
+        """Running, not merely not-yet-reaped: asyncio sets ``returncode`` a moment after the
+        process dies, so a killed runner is also recognised by its zombie state in /proc."""
+        if self.proc is None or self.proc.returncode is not None:
+            return False
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return os.name != "posix" or not os.path.exists("/proc/self")  # no /proc: trust returncode
+        return state not in ("Z", "X")
 
     async def start(self) -> None:
         self.port = free_port()
@@ -150,8 +159,10 @@ class LlamaCppRunner:
         return self.client
 
     def _died_message(self) -> str:
-        code = self.proc.returncode if self.proc else None
-        return f"llama runner process no longer running: {code if code is not None else 'not started'}"
+        if self.proc is None:
+            return "llama runner process no longer running: not started"
+        code = self.proc.returncode
+        return f"llama runner process no longer running: {code if code is not None else 'exited'}"
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
         try:

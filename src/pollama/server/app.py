@@ -92,12 +92,12 @@ async def stream_or_fold(
     (:class:`RequestCanceled`) instead of leaving it queued or generating for nobody.
     """
     try:
-        first = await _unless_gone(request, anext(chunks), chunks)
+        first = await unless_gone(request, anext(chunks), chunks)
     except StopAsyncIteration:
         return JSONResponse({"error": "no response"}, status_code=500)
     headers = notes_headers(getattr(chunks, "notes", None))
     if not stream:
-        return JSONResponse(await _unless_gone(request, fold_chunks(first, chunks, fold), chunks), headers=headers)
+        return JSONResponse(await unless_gone(request, fold_chunks(first, chunks, fold), chunks), headers=headers)
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -111,7 +111,7 @@ async def stream_or_fold(
         finally:
             await _aclose(chunks)
 
-    return NDJSONStream(body(), media_type=NDJSON, headers=headers)
+    return DisconnectAwareStream(body(), media_type=NDJSON, headers=headers)
 
 
 def notes_headers(notes: Notes | None) -> dict[str, str]:
@@ -129,7 +129,7 @@ async def _aclose(it: Any) -> None:
         await close()
 
 
-async def _unless_gone(request: Request | None, work: Awaitable[Any], chunks: Any) -> Any:
+async def unless_gone(request: Request | None, work: Awaitable[Any], chunks: Any) -> Any:
     """Await ``work`` unless the client disconnects first; then cancel it and raise RequestCanceled."""
     if request is None:
         return await work
@@ -153,7 +153,7 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-class NDJSONStream(StreamingResponse):
+class DisconnectAwareStream(StreamingResponse):
     """A streaming response that watches for the client leaving on every ASGI server (not only
     those with spec < 2.4), cancels the body when it does, and always closes the body iterator,
     so the generation behind it stops and frees its slot however the response ends."""
