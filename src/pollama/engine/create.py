@@ -19,10 +19,12 @@ Deliberate differences from Ollama, all refusals with a clear 400:
 
 from __future__ import annotations
 
+from contextlib import aclosing
+
 import json
 import re
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
@@ -36,7 +38,7 @@ from pollama.types.names import ModelName
 from pollama.types.options import LEGACY_OPTIONS, OPTIONS, coerce_option
 
 Progress = dict[str, Any]
-PullFn = Callable[[str], Awaitable[AsyncIterator[Progress]]]
+PullFn = Callable[[str], Awaitable[AsyncGenerator[Progress, None]]]
 _DIGEST_ARG = re.compile(r"^sha256[:-][0-9a-fA-F]{64}$")
 _ROLES = ("system", "user", "assistant", "tool")
 REPLACED_BY_FILES = (mt.MT_MODEL, mt.MT_PROJECTOR)
@@ -199,7 +201,7 @@ def validate(req: CreateRequest, store: Store) -> ModelName:
 
 
 async def create_model(store: Store, req: CreateRequest, name: ModelName, *, prune: bool,
-                       pull: PullFn) -> AsyncIterator[Progress]:
+                       pull: PullFn) -> AsyncGenerator[Progress, None]:
     """Build and write the model (``validate`` has run); yield Ollama's create statuses."""
     existing_before = {p.name for p in store.blobs.iterdir()} if store.blobs.exists() else set()
     old: set[str] = set()
@@ -211,8 +213,9 @@ async def create_model(store: Store, req: CreateRequest, name: ModelName, *, pru
     if req.from_:
         base_name = ModelName.parse(req.from_)
         if not store.has_model(base_name):
-            async for p in await pull(req.from_):
-                yield p
+            async with aclosing(await pull(req.from_)) as pulling:
+                async for p in pulling:
+                    yield p
         try:
             base, _ = store.read_manifest(base_name)
         except ModelNotFound:

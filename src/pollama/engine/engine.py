@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
+
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from pollama.engine.embed import EmbedMixin
@@ -154,7 +156,7 @@ class Engine(InferenceMixin, EmbedMixin):
 
     # ---- pull --------------------------------------------------------------------------
 
-    async def pull(self, name: str, insecure: bool = False) -> AsyncIterator[dict[str, Any]]:
+    async def pull(self, name: str, insecure: bool = False) -> AsyncGenerator[dict[str, Any], None]:
         """Validate eagerly, then stream pull progress."""
         if not name:
             raise InvalidRequest("model is required")
@@ -167,15 +169,17 @@ class Engine(InferenceMixin, EmbedMixin):
             return _iterate_sync(lambda: import_bundled(self.store, parsed, bundled))
         return self._pull_registry(parsed, insecure)
 
-    async def _pull_registry(self, name: ModelName, insecure: bool) -> AsyncIterator[dict[str, Any]]:
+    async def _pull_registry(self, name: ModelName, insecure: bool) -> AsyncGenerator[dict[str, Any], None]:
         try:
             from pollama.store.registry import pull_model  # the registry client
         except ImportError:
             yield {"status": "pulling manifest"}
             raise RegistryError("pull model manifest: file does not exist")
-        async for progress in pull_model(self.store, name, insecure=insecure, prune=not self.settings.noprune,
-                                         hf_endpoint=self.settings.hf_endpoint, hf_token=self.settings.hf_token):
-            yield progress
+        async with aclosing(pull_model(self.store, name, insecure=insecure, prune=not self.settings.noprune,
+                                       hf_endpoint=self.settings.hf_endpoint,
+                                       hf_token=self.settings.hf_token)) as progress:
+            async for p in progress:
+                yield p
 
     # ---- create and blobs ----------------------------------------------------------------
 
@@ -212,7 +216,7 @@ class Engine(InferenceMixin, EmbedMixin):
         return push_model(self.store, self.store.resolve(parsed), insecure=insecure)
 
 
-async def _iterate_sync(make: Callable[[], Any]) -> AsyncIterator[dict[str, Any]]:
+async def _iterate_sync(make: Callable[[], Any]) -> AsyncGenerator[dict[str, Any], None]:
     """Run a blocking generator in a worker thread, yielding its items on the event loop."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()

@@ -48,6 +48,7 @@ from pollama.store.store import Store
 
 PART_MIN = 100_000_000
 PART_MAX = 1_000_000_000
+MAX_BLOB = 1 << 44  # 16 TiB: beyond any model, and a bound on the number of parts
 MAX_PARTS = 16
 MAX_ATTEMPTS = 6
 SAVE_EVERY = 0.5  # seconds between part-state saves
@@ -135,6 +136,8 @@ def plan_parts(total: int) -> list[Part]:
     >>> len(plan_parts(10)), len(plan_parts(0))
     (1, 0)
     """
+    if total > MAX_BLOB:
+        raise RegistryError(f"blob of {total} bytes is larger than the {MAX_BLOB} bytes pollama accepts")
     size = min(max(total // MAX_PARTS, PART_MIN), PART_MAX)
     parts: list[Part] = []
     offset = 0
@@ -228,6 +231,8 @@ class BlobDownload:
             self._save(p)
 
     def _load_state(self) -> list[Part] | None:
+        if not self.part_path(0).exists():
+            return None
         expected = plan_parts(self.size)
         parts = []
         for want in expected:
@@ -240,6 +245,10 @@ class BlobDownload:
                 return None
             parts.append(p)
         return parts
+
+    def saved(self) -> int:
+        """Bytes a resumed download already has, from valid part state files (0 if none)."""
+        return sum(p.completed for p in (self._load_state() or []))
 
     def _check_space(self) -> None:
         try:  # blocks already allocated to the (sparse) partial file count as downloaded

@@ -21,10 +21,12 @@ Resolution, against ``HF_ENDPOINT`` (default ``https://huggingface.co``):
 
 from __future__ import annotations
 
+from contextlib import aclosing
+
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urljoin
@@ -194,7 +196,7 @@ async def _small_file(client: RegistryClient, endpoint: str, repo: str, f: RepoF
 async def pull_hf(
     store: Store, name: ModelName, *, endpoint: str, token: str = "", prune: bool = True,
     http: httpx.AsyncClient | None = None, on_download: Callable[[BlobDownload], None] | None = None,
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """Pull a GGUF from the Hub as the model ``name``; yields Ollama's pull progress."""
     endpoint = endpoint.rstrip("/")
     repo = f"{name.namespace}/{name.model}"
@@ -210,8 +212,9 @@ async def pull_hf(
         async def fetcher(layer: Layer) -> Any:
             return await resolve_source(client, resolve_url(endpoint, repo, chosen.path), f"pulling {chosen.path}")
 
-        async for p in download_layers(store, [model_layer], fetcher, on_download):
-            yield p
+        async with aclosing(download_layers(store, [model_layer], fetcher, on_download)) as layers_progress:
+            async for p in layers_progress:
+                yield p
         layers = [model_layer]
         extras = {f.path: f for f in files}
         for fname, media in (("template", mt.MT_TEMPLATE), ("system", mt.MT_SYSTEM), ("params", mt.MT_PARAMS)):

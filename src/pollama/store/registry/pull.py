@@ -10,9 +10,11 @@ manifest: file does not exist``.
 
 from __future__ import annotations
 
+from contextlib import aclosing
+
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urljoin
 
@@ -95,7 +97,7 @@ async def download_layers(
     store: Store, layers: list[Layer], fetcher: Callable[[Layer], Any],
     on_download: Callable[[BlobDownload], None] | None = None,
     max_streams: int = MAX_PARTS,
-) -> AsyncIterator[Progress]:
+) -> AsyncGenerator[Progress, None]:
     """Download ``layers`` (up to 4 at a time), yielding Ollama's per-layer progress."""
     completed: dict[str, int] = {}
     changed = asyncio.Event()
@@ -126,10 +128,13 @@ async def download_layers(
     tasks = [asyncio.create_task(one(layer)) for layer in order]
     sent: dict[str, int] = {}
     try:
-        for layer in order:  # announce every layer in manifest order, as Ollama's first messages do
-            yield layer_progress(layer.digest, layer.size, 0) if not store.has_blob(layer.digest) else \
-                layer_progress(layer.digest, layer.size, layer.size)
-            sent[layer.digest] = 0 if not store.has_blob(layer.digest) else layer.size
+        for layer in order:  # announce every layer in manifest order, resumed bytes included
+            if store.has_blob(layer.digest):
+                done = layer.size
+            else:
+                done = BlobDownload(store, layer.digest, layer.size, RangeSource("")).saved()
+            sent[layer.digest] = done
+            yield layer_progress(layer.digest, layer.size, done)
         while True:
             pending = [t for t in tasks if not t.done()]
             for layer in order:
@@ -164,7 +169,7 @@ async def pull_model(
     hf_endpoint: str = "https://huggingface.co",
     hf_token: str = "",
     max_streams: int = MAX_PARTS,
-) -> AsyncIterator[Progress]:
+) -> AsyncGenerator[Progress, None]:
     """Pull ``name`` into ``store``; yield Ollama's progress messages (see the module docstring).
 
     ``http`` and ``base_url`` are seams for tests; ``on_download`` sees each blob download (its
@@ -174,9 +179,10 @@ async def pull_model(
     from pollama.store.registry.hf import is_hf_name, pull_hf
 
     if is_hf_name(name):
-        async for p in pull_hf(store, name, endpoint=hf_endpoint, token=hf_token, prune=prune, http=http,
-                               on_download=on_download):
-            yield p
+        async with aclosing(pull_hf(store, name, endpoint=hf_endpoint, token=hf_token, prune=prune, http=http,
+                                    on_download=on_download)) as hf:
+            async for p in hf:
+                yield p
         return
     old = _existing_digests(store, name)
     client = RegistryClient(name, insecure=insecure, http=http, base_url=base_url)
@@ -191,8 +197,11 @@ async def pull_model(
         async def fetcher(layer: Layer) -> RangeSource:
             return await blob_source(client, layer.digest)
 
-        async for p in download_layers(store, manifest.all_layers(), fetcher, on_download, max_streams):
-            yield p
+        # aclosing: if our consumer stops (a dropped client), the downloads stop now, not at GC
+        async with aclosing(download_layers(store, manifest.all_layers(), fetcher, on_download,
+                                            max_streams)) as layers_progress:
+            async for p in layers_progress:
+                yield p
         yield {"status": "verifying sha256 digest"}
         for layer in manifest.all_layers():  # every blob is in place and was verified on entry
             if not store.has_blob(layer.digest):
@@ -214,7 +223,7 @@ def _existing_digests(store: Store, name: ModelName) -> set[str]:
     return manifest.digests()
 
 
-async def prune_replaced(store: Store, old: set[str], new: Manifest, prune: bool) -> AsyncIterator[Progress]:
+async def prune_replaced(store: Store, old: set[str], new: Manifest, prune: bool) -> AsyncGenerator[Progress, None]:
     """Delete blobs only the replaced manifest used (``removing unused layers``)."""
     unused = old - new.digests()
     if prune and unused:

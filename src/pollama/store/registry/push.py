@@ -11,9 +11,11 @@ a registry never holds a manifest whose blobs are missing.
 
 from __future__ import annotations
 
+from contextlib import aclosing
+
 import hashlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
@@ -50,7 +52,7 @@ def _upload_location(resp: httpx.Response, base: str) -> str:
 async def push_model(
     store: Store, name: ModelName, *, insecure: bool = False, http: httpx.AsyncClient | None = None,
     base_url: str | None = None, part_size: Callable[[int], int] | None = None,
-) -> AsyncIterator[Progress]:
+) -> AsyncGenerator[Progress, None]:
     """Push ``name`` from ``store`` to its registry; yield Ollama's progress messages."""
     yield {"status": "retrieving manifest"}
     try:
@@ -64,8 +66,9 @@ async def push_model(
             if layer.digest in seen:
                 continue
             seen.add(layer.digest)
-            async for p in _push_blob(client, store, layer, part_size):
-                yield p
+            async with aclosing(_push_blob(client, store, layer, part_size)) as blob_progress:
+                async for p in blob_progress:
+                    yield p
         yield {"status": "pushing manifest"}
         resp = await client.send("PUT", client.url(f"manifests/{name.tag}"), content=raw,
                                  headers={"Content-Type": manifest.media_type or MANIFEST_MEDIA_TYPE})
@@ -81,7 +84,7 @@ async def push_model(
 
 
 async def _push_blob(client: RegistryClient, store: Store, layer: Layer,
-                     part_size: Callable[[int], int] | None) -> AsyncIterator[Progress]:
+                     part_size: Callable[[int], int] | None) -> AsyncGenerator[Progress, None]:
     digest, size = layer.digest, layer.size
     path = store.blob_path(digest)
     if not path.is_file():
