@@ -154,14 +154,26 @@ def test_openai_response_format_and_tools(ai: openai.OpenAI, toolie: str) -> Non
 # ---- langchain ------------------------------------------------------------------------------------
 
 
+def _close(*objs: Any) -> None:
+    """LangChain never closes the ollama clients it holds; close them so no socket leaks."""
+    for obj in objs:
+        for name in ("_client", "_async_client"):
+            inner = getattr(getattr(obj, name, None), "_client", None)
+            if inner is not None and hasattr(inner, "close"):
+                inner.close()
+
+
 def test_langchain_invoke_stream_structured(live: Any) -> None:
     llm = ChatOllama(model=MODEL, base_url=live.url, num_predict=8, seed=5, temperature=0.8)
-    msg = llm.invoke("Say hi.")
-    assert isinstance(msg.content, str) and msg.content
-    pieces = [c.content for c in llm.stream("Say hi.")]
-    assert "".join(str(p) for p in pieces) == msg.content
-    structured = ChatOllama(model=MODEL, base_url=live.url, num_predict=40, seed=5).with_structured_output(Pet)
-    pet = structured.invoke("Describe a pet.")
-    assert isinstance(pet, Pet)
-    vec = OllamaEmbeddings(model=MODEL, base_url=live.url).embed_query("hello")
-    assert len(vec) == 576
+    schema_llm = ChatOllama(model=MODEL, base_url=live.url, num_predict=40, seed=5)
+    emb = OllamaEmbeddings(model=MODEL, base_url=live.url)
+    try:
+        msg = llm.invoke("Say hi.")
+        assert isinstance(msg.content, str) and msg.content
+        pieces = [c.content for c in llm.stream("Say hi.")]
+        assert "".join(str(p) for p in pieces) == msg.content
+        pet = schema_llm.with_structured_output(Pet).invoke("Describe a pet.")
+        assert isinstance(pet, Pet)
+        assert len(emb.embed_query("hello")) == 576
+    finally:
+        _close(llm, schema_llm, emb)

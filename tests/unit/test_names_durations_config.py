@@ -89,3 +89,9 @@ def test_help_table_lists_every_variable() -> None:
     for var in envconfig.VARS:
         assert var.name in text
     assert any(line.startswith("      OLLAMA_HOST") and line[6 + 27] == " " for line in text.splitlines())
+
+
+def test_readme_documents_every_variable() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [v.name for v in envconfig.VARS if f"`{v.name}`" not in readme]
+    assert missing == []
