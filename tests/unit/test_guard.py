@@ -339,7 +339,7 @@ SCHEMA = {
 
 
 def test_schema_validation_with_reask_feeds_the_error_back(clock: FakeClock) -> None:
-    pytest.importorskip("jsonschema")
+    import jsonschema  # noqa: F401  (a runtime dependency)
     primary = Script(clock, '{"answer": "Paris"}', '```json\n{"answer": "Paris", "confidence": 0.9}\n```')
     guard = make_guard(clock, primary, validate=SCHEMA, reask=append_to_prompt("prompt"), max_reasks=2)
     result = guard.call(model="m", prompt="Capital of France? Answer in JSON.")
@@ -352,7 +352,7 @@ def test_schema_validation_with_reask_feeds_the_error_back(clock: FakeClock) -> 
 
 
 def test_schema_validation_reports_paths_and_bad_json(clock: FakeClock) -> None:
-    pytest.importorskip("jsonschema")
+    import jsonschema  # noqa: F401  (a runtime dependency)
     check = make_validator(SCHEMA)
     with pytest.raises(ValidationFailed, match="confidence: 3 is greater than the maximum of 1"):
         check({"answer": "x", "confidence": 3})
@@ -700,7 +700,7 @@ def test_opentelemetry_hook(clock: FakeClock) -> None:
 
 
 def test_opentelemetry_hook_default_span_is_a_noop_without_sdk(clock: FakeClock) -> None:
-    pytest.importorskip("opentelemetry.trace")
+    import opentelemetry.trace  # noqa: F401  (a test dependency)
     hook = OpenTelemetryHook()
     assert make_guard(clock, Script(clock, "ok"), hooks=[hook]).call().value == "ok"
 
