@@ -16,7 +16,7 @@ import pytest
 
 from pollama.engine import Engine
 from pollama.envconfig import Settings
-from pollama.runner.fake import FakeRunner, fake_factory
+from pollama.runner.fake import FakeRunner, fake_factory, prompt_text
 from pollama.server.app import create_app
 from pollama.store.store import Store
 from tests.factories import add_model, write_tiny_gguf
@@ -125,7 +125,7 @@ async def test_a_client_that_leaves_while_queued_never_reaches_the_runner(tiny_s
         assert engine.scheduler.pending == 0 and queued.status is None  # nothing was sent: it had gone
         first.hang_up.set()
         await asyncio.wait_for(first.task, 1)
-        prompts = ["".join(map(chr, r.prompt)) for r in factory.made[0].requests]
+        prompts = [prompt_text(r) for r in factory.made[0].requests]
         assert len(prompts) == 1 and "first" in prompts[0]
 
 
@@ -230,7 +230,7 @@ async def test_dropped_messages_are_reported_in_a_header_and_the_final_chunk(cli
     final = [json.loads(x) for x in r.text.splitlines()][-1]
     dropped = final["truncated"]["dropped_messages"]
     assert r.headers["X-Pollama-Truncated"] == f"dropped_messages={dropped}" and dropped >= 2
-    prompt = "".join(map(chr, factory.made[0].requests[-1].prompt))
+    prompt = prompt_text(factory.made[0].requests[-1])
     assert "You are terse." in prompt and "last question" in prompt and "question 0" not in prompt
     r = await client.post("/api/chat", json={**body, "stream": False})
     assert r.headers["X-Pollama-Truncated"] == f"dropped_messages={dropped}" and r.json()["truncated"] == final["truncated"]

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from pollama.runner.fake import prompt_text
 from pollama.store.modelfile import parse_modelfile
 from pollama.store.store import Store
 from tests.factories import write_tiny_gguf
@@ -35,7 +36,7 @@ async def upload(client: httpx.AsyncClient, data: bytes) -> str:
 
 
 def prompt_of(factory: Any) -> str:
-    return "".join(chr(t) for t in factory.made[-1].requests[-1].prompt)
+    return prompt_text(factory.made[-1].requests[-1])
 
 
 # ---- /api/blobs ------------------------------------------------------------------------------

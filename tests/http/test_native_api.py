@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from pollama.runner.fake import prompt_text
 from pollama.runner.base import CompletionRequest
 
 
@@ -57,7 +58,7 @@ async def test_generate_non_streaming_folds_the_response(client: httpx.AsyncClie
 async def test_generate_renders_model_template_and_system(client: httpx.AsyncClient, factory) -> None:  # type: ignore[no-untyped-def]
     await client.post("/api/generate", json={"model": "tiny", "prompt": "hi", "system": "Be brief.", "stream": False})
     req: CompletionRequest = factory.made[-1].requests[-1]
-    prompt = "".join(chr(t) for t in req.prompt)
+    prompt = prompt_text(req)
     assert prompt == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     assert req.stop == ["<|im_end|>"]  # from the model's params layer
     assert req.sampling["temperature"] == 0.5 and req.sampling["top_k"] == 40  # params over defaults
@@ -66,7 +67,7 @@ async def test_generate_renders_model_template_and_system(client: httpx.AsyncCli
 async def test_raw_prompt_is_sent_verbatim_without_context(client: httpx.AsyncClient, factory) -> None:  # type: ignore[no-untyped-def]
     r = await client.post("/api/generate", json={"model": "tiny", "prompt": "RAW", "raw": True, "stream": False})
     assert "context" not in r.json()
-    assert "".join(chr(t) for t in factory.made[-1].requests[-1].prompt) == "RAW"
+    assert prompt_text(factory.made[-1].requests[-1]) == "RAW"
 
 
 async def test_options_are_merged_and_passed_to_the_runner(client: httpx.AsyncClient, factory) -> None:  # type: ignore[no-untyped-def]
@@ -91,7 +92,7 @@ async def test_chat_streams_messages(client: httpx.AsyncClient, factory) -> None
     chunks = lines(r)
     assert all(c["message"]["role"] == "assistant" for c in chunks)
     assert chunks[-1]["done"] and chunks[-1]["done_reason"] == "stop" and "context" not in chunks[-1]
-    prompt = "".join(chr(t) for t in factory.made[-1].requests[-1].prompt)
+    prompt = prompt_text(factory.made[-1].requests[-1])
     assert prompt.startswith("<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU")
 
 

@@ -6,6 +6,8 @@ one has ``done: true``). The server decides whether to stream them or fold them 
 
 from __future__ import annotations
 
+import asyncio
+
 import base64
 import binascii
 import logging
@@ -291,7 +293,7 @@ class InferenceMixin:
         num_ctx = p.options["num_ctx"]
         t = think
         text = render_chat(src, msgs, tools=tools, think=t)
-        if truncate is False:
+        if truncate is False or surely_fits(text, num_ctx):
             return text
         n = len(await entry.runner.tokenize(text))
         start = 0
@@ -322,19 +324,33 @@ class InferenceMixin:
         opts = p.options
         num_ctx = opts["num_ctx"]
         completion = None
+        context_task: asyncio.Future[list[int]] | None = None
+        tokens: list[int] = []
         try:
             if src.adds_bos and src.bos_token and text.startswith(src.bos_token):
                 text = text[len(src.bos_token):]  # the tokenizer adds BOS itself; don't double it
-            tokens = await runner.tokenize(text)
-            if context:
-                tokens = list(context) + tokens
-            tokens = self._fit_tokens(tokens, num_ctx, int(opts.get("num_keep", 4)), truncate, p.notes)
-            remaining = num_ctx - len(tokens)
+            num_keep = int(opts.get("num_keep", 4))
             num_predict = int(opts.get("num_predict", -1))
-            n_predict = remaining if num_predict < 0 else min(num_predict, remaining)
+            prompt: list[int] | str
+            if context or not surely_fits(text, num_ctx):
+                tokens = await runner.tokenize(text)
+                if context:
+                    tokens = list(context) + tokens
+                tokens = self._fit_tokens(tokens, num_ctx, num_keep, truncate, p.notes)
+                remaining = num_ctx - len(tokens)
+                prompt = tokens
+                n_predict = remaining if num_predict < 0 else min(num_predict, remaining)
+            else:
+                # The prompt fits whatever it tokenizes to: llama.cpp tokenizes it itself (one
+                # round trip less before the first token) and stops at the end of the context.
+                # The prompt's tokens are only needed for ``context``, at the end: counted meanwhile.
+                prompt = text
+                n_predict = num_predict
+                if want_context:
+                    context_task = asyncio.ensure_future(runner.tokenize(text))
             creq = CompletionRequest(
-                prompt=tokens, n_predict=max(0, n_predict), sampling=_sampling(opts, num_ctx),
-                stop=list(opts.get("stop") or []), n_keep=int(opts.get("num_keep", 4)),
+                prompt=prompt, n_predict=n_predict, sampling=_sampling(opts, num_ctx),
+                stop=list(opts.get("stop") or []), n_keep=num_keep,
                 n_probs=(top_logprobs or 1) if logprobs else 0,
             )
             creq.json_schema = fmt
@@ -363,12 +379,14 @@ class InferenceMixin:
                     final["done"] = True
                     final["done_reason"] = _done_reason(c.stop_type)
                     if want_context:
+                        if context_task is not None:
+                            tokens = await context_task
                         final["context"] = tokens + generated
                     final.update(_metrics(p, load_ns, c))
                     final = _drop_zero(final)
                     _add_extensions(final, p.notes, c)
                     log.debug("prompt: %d tokens, %d evaluated, %d reused from the prompt cache",
-                              len(tokens), c.prompt_n, c.cache_n)
+                              c.prompt_n + c.cache_n, c.prompt_n, c.cache_n)
                     yield final
                     return
         except RunnerError:
@@ -376,6 +394,8 @@ class InferenceMixin:
                 self.scheduler.mark_dead(entry)
             raise
         finally:
+            if context_task is not None and not context_task.done():
+                context_task.cancel()
             if completion is not None:  # close the runner's stream now, not when it is collected
                 await completion.aclose()  # type: ignore[attr-defined]
 
@@ -392,6 +412,16 @@ class InferenceMixin:
             t = notes.truncated()
             t.prompt_tokens, t.kept_tokens = len(tokens), keep + tail
         return tokens[:keep] + tokens[len(tokens) - tail:]
+
+
+def surely_fits(text: str, num_ctx: int) -> bool:
+    """True when ``text`` fits ``num_ctx`` whatever it tokenizes to, so counting can be skipped.
+
+    Every token of llama.cpp's tokenizers (BPE, SentencePiece, WordPiece; special tokens too)
+    stands for at least one byte of the text, and at most three more are added (BOS, EOS, and
+    SentencePiece's leading space): the UTF-8 length plus 3 bounds the count.
+    """
+    return len(text) * 4 + 3 < num_ctx or len(text.encode("utf-8", "surrogatepass")) + 3 < num_ctx
 
 
 def _effective_think(think: bool | str | None, model: Model, fmt: Any) -> bool | str | None:

