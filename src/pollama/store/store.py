@@ -152,7 +152,6 @@ class Store:
         with self._temp(path.parent) as (tmp, f):
             f.write(raw)
             f.flush()
-            os.fsync(f.fileno())
             os.chmod(tmp, 0o644)
             os.replace(tmp, path)
 

@@ -17,10 +17,12 @@ One :class:`RegistryClient` talks to one registry host for one pull or push. It
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import platform
 import re
+import ssl
 import time
 import zlib
 from collections.abc import Mapping
@@ -38,6 +40,17 @@ MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
 MAX_ERROR_BODY = 4 << 10
 MAX_TOKEN_BODY = 64 << 10
 MAX_REDIRECTS = 10
+
+
+@functools.lru_cache(maxsize=1)
+def ssl_context() -> ssl.SSLContext:
+    """Built once: loading the CA certificates takes tens of milliseconds."""
+    try:
+        import certifi
+
+        return ssl.create_default_context(cafile=certifi.where())
+    except ImportError:  # pragma: no cover - certifi comes with httpx
+        return ssl.create_default_context()
 
 
 def user_agent() -> str:
@@ -147,8 +160,9 @@ class RegistryClient:
         self.host = origin(self.base)
         self.token: str | None = None
         self._own_http = http is None
+        # one SSL context for every client: loading the CA bundle costs ~25 ms a time
         self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0),
-                                              follow_redirects=False)
+                                              follow_redirects=False, verify=ssl_context())
 
     async def aclose(self) -> None:
         if self._own_http:

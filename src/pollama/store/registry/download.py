@@ -25,25 +25,22 @@ import asyncio
 import contextlib
 import errno
 import fcntl
-import functools
 import hashlib
 import json
 import os
 import shutil
 import http.client
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from pollama.errors import RegistryError
-from pollama.store.registry.client import origin, user_agent
+from pollama.store.registry.client import origin, ssl_context, user_agent
 from pollama.store.store import Store
 
 PART_MIN = 100_000_000
@@ -52,8 +49,7 @@ MAX_BLOB = 1 << 44  # 16 TiB: beyond any model, and a bound on the number of par
 MAX_PARTS = 16
 MAX_ATTEMPTS = 6
 SAVE_EVERY = 0.5  # seconds between part-state saves
-HASH_BLOCK = 8 << 20
-SYNC_EVERY = 32 << 20
+HASH_BLOCK = 2 << 20
 BUFFER = 1 << 20
 NOTIFY_EVERY = 1 << 20
 
@@ -78,7 +74,7 @@ class RangeSource:
             host, port = parts.hostname or "", parts.port
             conn: http.client.HTTPConnection
             if parts.scheme == "https":
-                conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=_ssl_context())
+                conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=ssl_context())
             elif parts.scheme == "http":
                 conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
             else:
@@ -96,17 +92,6 @@ class RangeSource:
                 continue
             return conn, resp
         raise RegistryError("too many redirects")
-
-
-@functools.lru_cache(maxsize=1)
-def _ssl_context() -> ssl.SSLContext:
-    """Built once: loading the CA certificates takes tens of milliseconds."""
-    try:
-        import certifi
-
-        return ssl.create_default_context(cafile=certifi.where())
-    except ImportError:  # pragma: no cover - certifi comes with httpx
-        return ssl.create_default_context()
 
 
 class TransientError(RegistryError):
@@ -166,7 +151,7 @@ class BlobDownload:
         self.partial = self.final.with_name(self.final.name + "-partial")
         self.parts: list[Part] = []
         self.downloaded = 0  # bytes received in this run (for tests and benchmarks)
-        self._changed = asyncio.Event()
+        self._written = threading.Condition()  # notified whenever a part has more bytes on disk
         self._stop = threading.Event()
         self._conns: set[http.client.HTTPConnection] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -194,7 +179,6 @@ class BlobDownload:
             self._prepare(fd)
             self.on_progress(self.completed)
             await self._download(fd)
-            os.fsync(fd)
             os.chmod(self.partial, 0o644)
             os.replace(self.partial, self.final)
             self._remove_state()
@@ -277,12 +261,11 @@ class BlobDownload:
     async def _download(self, fd: int) -> None:
         self._loop = asyncio.get_running_loop()
         self._pool = ThreadPoolExecutor(max_workers=len(self.parts) + 1, thread_name_prefix="pull")
-        hasher = asyncio.create_task(self._hash(fd))
+        hasher = self._loop.run_in_executor(self._pool, self._hash, fd)
         workers = [asyncio.create_task(self._run_part(fd, p)) for p in self.parts if not p.done]
         try:
             if workers:
                 await asyncio.gather(*workers)
-            self._changed.set()
             got = await hasher
         except BaseException:
             self._abort()
@@ -304,6 +287,8 @@ class BlobDownload:
     def _abort(self) -> None:
         """Stop the worker threads: flag them and unblock any socket they wait on."""
         self._stop.set()
+        with self._written:
+            self._written.notify_all()
         for conn in list(self._conns):
             with contextlib.suppress(OSError, AttributeError):
                 conn.sock.shutdown(socket.SHUT_RDWR)
@@ -326,7 +311,6 @@ class BlobDownload:
 
     def _notify(self) -> None:
         self.on_progress(self.completed)
-        self._changed.set()
 
     def _attempt(self, fd: int, part: Part) -> None:
         """One ranged GET for the rest of ``part`` (runs in a worker thread)."""
@@ -356,7 +340,9 @@ class BlobDownload:
                 if not data:
                     continue
                 self._write(fd, data, part.offset + part.completed)
-                part.completed += len(data)
+                with self._written:
+                    part.completed += len(data)
+                    self._written.notify()
                 self.downloaded += len(data)
                 unreported += len(data)
                 if unreported >= NOTIFY_EVERY or part.done:
@@ -407,26 +393,28 @@ class BlobDownload:
             raise RegistryError(f"blob {self.digest}: file does not exist")
         raise RegistryError(f"blob {self.digest}: unexpected status {status}")
 
-    async def _hash(self, fd: int) -> str:
-        """Hash the contiguous finished prefix as it grows; return the digest at the end."""
+    def _hash(self, fd: int) -> str:
+        """Hash the contiguous finished prefix as it grows (in its own thread); return the digest.
+
+        It reads the bytes back from the page cache into one reused buffer, so with one stream
+        it runs right behind the download, on the other core.
+        """
         h = hashlib.sha256()
-        done = synced = 0
+        buf = bytearray(HASH_BLOCK)
+        view = memoryview(buf)
+        done = 0
         while done < self.size:
-            limit = self._contiguous()
-            if limit <= done:
-                self._changed.clear()
-                if self._contiguous() <= done:
-                    await self._changed.wait()
-                continue
-            upto = min(limit, done + 8 * HASH_BLOCK)
-            await asyncio.to_thread(_hash_range, h, fd, done, upto)
-            done = upto
-            if done - synced >= SYNC_EVERY:
-                # Start write-back of what is hashed (without waiting for it), so the final
-                # fsync is short and the page cache does not fill with this blob.
-                with contextlib.suppress(OSError, AttributeError):
-                    os.posix_fadvise(fd, synced, done - synced, os.POSIX_FADV_DONTNEED)
-                synced = done
+            with self._written:
+                while (limit := self._contiguous()) <= done and not self._stop.is_set():
+                    self._written.wait(1.0)
+            if self._stop.is_set():
+                raise TransientError("download stopped")
+            while done < limit:
+                n = os.preadv(fd, [view[: min(HASH_BLOCK, limit - done)]], done)
+                if n <= 0:
+                    raise RegistryError("partial file shrank while hashing")
+                h.update(view[:n])
+                done += n
         return f"sha256:{h.hexdigest()}"
 
     def _contiguous(self) -> int:
@@ -435,12 +423,3 @@ class BlobDownload:
                 return p.offset + p.completed
         return self.size
 
-
-def _hash_range(h: Any, fd: int, start: int, end: int) -> None:
-    pos = start
-    while pos < end:
-        block = os.pread(fd, min(HASH_BLOCK, end - pos), pos)
-        if not block:
-            raise RegistryError("partial file shrank while hashing")
-        h.update(block)
-        pos += len(block)

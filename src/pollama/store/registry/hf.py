@@ -26,7 +26,7 @@ from contextlib import aclosing
 import hashlib
 import json
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urljoin

@@ -14,7 +14,7 @@ from contextlib import aclosing
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 from urllib.parse import urljoin
 
@@ -150,7 +150,9 @@ async def download_layers(
             changed.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(changed.wait(), timeout=1.0)
-            await asyncio.sleep(PROGRESS_INTERVAL)
+            # at most one progress message per layer every PROGRESS_INTERVAL, but no waiting
+            # once every download has finished
+            await asyncio.wait(pending, timeout=PROGRESS_INTERVAL)
     finally:
         for t in tasks:
             t.cancel()
