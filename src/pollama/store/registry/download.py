@@ -268,8 +268,8 @@ class BlobDownload:
                 await asyncio.gather(*workers)
             got = await hasher
         except BaseException:
-            self._abort()
-            for t in [*workers, hasher]:
+            self._abort()  # the hasher thread sees the stop flag and returns: wait for it, as it reads fd
+            for t in workers:
                 t.cancel()
             await asyncio.gather(*workers, hasher, return_exceptions=True)
             for p in self.parts:
