@@ -40,7 +40,7 @@ async def serving(store: Store, settings: Settings, **fake: Any) -> AsyncIterato
 class RawCall:
     """One request straight through the ASGI app, with a client that can hang up."""
 
-    def __init__(self, app: Any, path: str, body: dict[str, Any]) -> None:
+    def __init__(self, app: Any, path: str, body: dict[str, Any], spec_version: str = "2.3") -> None:
         self.body = json.dumps(body).encode()
         self.sent_body = False
         self.hang_up = asyncio.Event()
@@ -48,7 +48,7 @@ class RawCall:
         self.chunks: list[bytes] = []
         self.got_chunk = asyncio.Event()
         scope = {
-            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+            "type": "http", "asgi": {"version": "3.0", "spec_version": spec_version}, "http_version": "1.1",
             "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
             "query_string": b"", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 11434),
             "headers": [(b"host", b"127.0.0.1:11434"), (b"content-type", b"application/json"),
@@ -110,6 +110,32 @@ async def test_disconnect_mid_stream_stops_generation_and_frees_the_slot(tiny_st
         assert len(call.chunks) < 10
         r = await c.post("/api/generate", json=gen(stream=False, options={"num_predict": 3}))
         assert r.status_code == 200 and r.json()["eval_count"] == 3
+
+
+CHAT = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.mark.parametrize("spec_version", ["2.3", "2.4"])  # 2.4: the server does not report send errors
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/chat/completions", {**CHAT, "stream": True}),
+    ("/v1/chat/completions", {**CHAT, "stream": False}),
+    ("/v1/completions", {"model": "tiny", "prompt": "hi", "stream": True}),
+    ("/v1/responses", {"model": "tiny", "input": "hi", "stream": True}),
+    ("/v1/messages", {**CHAT, "max_tokens": 200, "stream": True}),
+    ("/api/chat", {**CHAT, "stream": True}),
+])
+async def test_a_client_that_leaves_a_compat_route_stops_generation(
+        tiny_store: Store, path: str, body: dict[str, Any], spec_version: str) -> None:
+    settings = Settings(models=tiny_store.root, num_parallel=1)
+    async with serving(tiny_store, settings, token_delay=0.05) as (c, engine, factory):
+        call = RawCall(create_app(engine), path, body, spec_version)
+        await eventually(lambda: bool(factory.made) and factory.made[0].active == 1)
+        await asyncio.sleep(0.15)
+        call.hang_up.set()
+        await eventually(lambda: factory.made[0].active == 0, timeout=0.5)  # it had ~2 s of tokens left
+        await asyncio.wait_for(call.task, 1)
+        assert engine.scheduler.loaded[str(factory.made[0].spec.model_path)].refs == 0
+        assert len(engine.streams) == 0
 
 
 async def test_a_client_that_leaves_while_queued_never_reaches_the_runner(tiny_store: Store) -> None:

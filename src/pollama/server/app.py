@@ -14,17 +14,15 @@ into the runner's HTTP stream, which closes, and llama.cpp stops that slot.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Receive, Scope, Send
 
 from pollama import OLLAMA_COMPAT_VERSION
 from pollama.api.types import (
@@ -38,12 +36,13 @@ from pollama.api.types import (
 )
 from pollama.engine import Engine
 from pollama.engine.streams import Notes
-from pollama.errors import InvalidRequest, PollamaError, RequestCanceled
+from pollama.errors import InvalidRequest, PollamaError
 from pollama.server.compat_routes import compat_error_body, compat_error_response, compat_router, is_compat
 from pollama.server.errors import BodyTooLarge, message_for, status_for
 from pollama.server.folding import fold_chunks
 from pollama.server.middleware import install_middleware
 from pollama.server.openapi import body_doc, install_schemas
+from pollama.server.streaming import DisconnectAwareStream, aclose_quietly as _aclose, unless_gone
 
 log = logging.getLogger("pollama.server")
 
@@ -121,58 +120,6 @@ def notes_headers(notes: Notes | None) -> dict[str, str]:
         return {}
     parts = [f"{k}={v}" for k, v in vars(t).items() if v]
     return {"X-Pollama-Truncated": ", ".join(parts)}
-
-
-async def _aclose(it: Any) -> None:
-    close = getattr(it, "aclose", None)
-    if close is not None:
-        await close()
-
-
-async def unless_gone(request: Request | None, work: Awaitable[Any], chunks: Any) -> Any:
-    """Await ``work`` unless the client disconnects first; then cancel it and raise RequestCanceled."""
-    if request is None:
-        return await work
-    task = asyncio.ensure_future(work)
-    gone = asyncio.ensure_future(_disconnected(request.receive))
-    try:
-        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await _aclose(chunks)
-            log.info("client went away before the response started; request canceled")
-            raise RequestCanceled()
-    return task.result()
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-class DisconnectAwareStream(StreamingResponse):
-    """A streaming response that watches for the client leaving on every ASGI server (not only
-    those with spec < 2.4), cancels the body when it does, and always closes the body iterator,
-    so the generation behind it stops and frees its slot however the response ends."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        streaming = asyncio.ensure_future(self.stream_response(send))
-        gone = asyncio.ensure_future(self.listen_for_disconnect(receive))
-        try:
-            await asyncio.wait((streaming, gone), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not streaming.done():
-                log.info("client went away mid-stream; generation canceled")
-            streaming.cancel()
-            gone.cancel()
-            results = await asyncio.shield(asyncio.gather(streaming, gone, return_exceptions=True))
-            await asyncio.shield(_aclose(self.body_iterator))
-        exc = results[0]
-        if isinstance(exc, Exception) and not isinstance(exc, OSError):  # OSError: the client left
-            raise exc
 
 
 def create_app(engine: Engine) -> FastAPI:

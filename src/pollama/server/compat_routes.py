@@ -37,6 +37,7 @@ from pollama.openai.wire import sse_encode, sse_event
 from pollama.server.errors import message_for, status_for
 from pollama.server.folding import fold_chunks
 from pollama.server.openapi import body_doc
+from pollama.server.streaming import DisconnectAwareStream, aclose_quietly, unless_gone
 from pollama.types.names import ModelName
 
 log = logging.getLogger("pollama.server")
@@ -74,20 +75,27 @@ def compat_error_response(path: str, exc: BaseException) -> JSONResponse:
 # ---- streaming ----------------------------------------------------------------------------------
 
 
-async def _first(chunks: AsyncIterator[JSON]) -> JSON:
-    """The first native chunk, produced before the response starts (so errors get a status)."""
+async def _first(request: Request, chunks: AsyncIterator[JSON]) -> JSON:
+    """The first native chunk, produced before the response starts (so errors get a status);
+    a client that leaves meanwhile cancels the request."""
     try:
-        return await anext(chunks)
+        first: JSON = await unless_gone(request, anext(chunks), chunks)
+        return first
     except StopAsyncIteration:
         raise PollamaError("no response") from None
+
+
+async def _fold(request: Request, first: JSON, chunks: AsyncIterator[JSON], field: str) -> JSON:
+    folded: JSON = await unless_gone(request, fold_chunks(first, chunks, field), chunks)
+    return folded
 
 
 def _sse(first: JSON, chunks: AsyncIterator[JSON], feed: Callable[[JSON], list[Any]],
          frame: Callable[[Any], bytes]) -> StreamingResponse:
     async def body() -> AsyncIterator[bytes]:
-        for item in feed(first):
-            yield frame(item)
         try:
+            for item in feed(first):
+                yield frame(item)
             async for chunk in chunks:
                 for item in feed(chunk):
                     yield frame(item)
@@ -96,8 +104,10 @@ def _sse(first: JSON, chunks: AsyncIterator[JSON], feed: Callable[[JSON], list[A
                 log.exception("error mid-stream")
             for item in feed({"error": message_for(exc)}):
                 yield frame(item)
+        finally:
+            await aclose_quietly(chunks)
 
-    return StreamingResponse(body(), media_type=SSE, headers={"Cache-Control": "no-cache"})
+    return DisconnectAwareStream(body(), media_type=SSE, headers={"Cache-Control": "no-cache"})
 
 
 def _openai_frame(item: Any) -> bytes:
@@ -123,12 +133,12 @@ def compat_router(engine: Engine, read_body: BodyReader, schemas: dict[str, Any]
         req = parse_request(ChatCompletionRequest, await read_body(request))
         chunks = await engine.chat(native_chat(oai.chat_request_to_native(req)))
         rid, created = f"chatcmpl-{random.randint(0, 999)}", int(time.time())
-        first = await _first(chunks)
+        first = await _first(request, chunks)
         if req.stream:
             include = bool(req.stream_options and req.stream_options.include_usage)
             tr = oai.ChatStreamTranslator(req.model, rid, created, include)
             return _sse(first, chunks, tr.feed, _openai_frame)
-        final = await fold_chunks(first, chunks, "message")
+        final = await _fold(request, first, chunks, "message")
         return JSONResponse(oai.native_chat_to_completion(final, req.model, rid, created))
 
     @router.post("/v1/completions", openapi_extra=body_doc(CompletionRequest, schemas))
@@ -136,12 +146,12 @@ def compat_router(engine: Engine, read_body: BodyReader, schemas: dict[str, Any]
         req = parse_request(CompletionRequest, await read_body(request))
         chunks = await engine.generate(GenerateRequest.parse_body(oai.completion_request_to_native(req)))
         rid, created = f"cmpl-{random.randint(0, 999)}", int(time.time())
-        first = await _first(chunks)
+        first = await _first(request, chunks)
         if req.stream:
             include = bool(req.stream_options and req.stream_options.include_usage)
             tr = oai.CompletionStreamTranslator(req.model, rid, created, include)
             return _sse(first, chunks, tr.feed, _openai_frame)
-        final = await fold_chunks(first, chunks, "response")
+        final = await _fold(request, first, chunks, "response")
         return JSONResponse(oai.native_generate_to_completion(final, req.model, rid, created))
 
     @router.get("/v1/models")
@@ -171,11 +181,11 @@ def compat_router(engine: Engine, read_body: BodyReader, schemas: dict[str, Any]
         chunks = await engine.chat(native_chat(oresp.responses_request_to_native(req)))
         rid, item = f"resp_{secrets.token_hex(12)}", f"msg_{secrets.token_hex(12)}"
         created = int(time.time())
-        first = await _first(chunks)
+        first = await _first(request, chunks)
         if req.stream:
             tr = oresp.ResponsesStreamTranslator(req, rid, item, created)
             return _sse(first, chunks, tr.feed, _named_frame)
-        final = await fold_chunks(first, chunks, "message")
+        final = await _fold(request, first, chunks, "message")
         return JSONResponse(oresp.native_chat_to_response(final, req, rid, item, created, int(time.time())))
 
     @router.post("/v1/messages", openapi_extra=body_doc(MessagesRequest, schemas))
@@ -186,11 +196,11 @@ def compat_router(engine: Engine, read_body: BodyReader, schemas: dict[str, Any]
             body.pop("think")  # relaxed on this endpoint, as in Ollama
         chunks = await engine.chat(native_chat(body))
         mid = f"msg_{secrets.token_hex(12)}"
-        first = await _first(chunks)
+        first = await _first(request, chunks)
         if req.stream:
             tr = anth.MessagesStreamTranslator(req.model, mid, anth.estimate_input_tokens(req))
             return _sse(first, chunks, tr.feed, _named_frame)
-        final = await fold_chunks(first, chunks, "message")
+        final = await _fold(request, first, chunks, "message")
         return JSONResponse(anth.native_chat_to_message(final, req.model, mid))
 
     return router
