@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import urllib.parse
 from typing import Any
 
 import uvicorn
@@ -96,3 +97,81 @@ class CountingProxy:
     def close(self) -> None:
         self._stop.set()
         self.listener.close()
+
+
+class ForwardProxy:
+    """A minimal HTTP forward proxy on loopback: absolute-form requests and ``CONNECT``.
+
+    Records each request line and its ``Proxy-Authorization``; with ``credentials`` set, answers
+    407 to requests without them. After the first request of a connection it pipes bytes.
+    """
+
+    def __init__(self, credentials: str | None = None) -> None:
+        self.credentials = credentials
+        self.seen: list[tuple[str, str, str, str]] = []  # (method, target, proxy-authorization, range)
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(32)
+        self.port = int(self.listener.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = client.recv(65536)
+            if not chunk:
+                client.close()
+                return
+            head += chunk
+        head, _, rest = head.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, version = lines[0].split(" ", 2)
+        headers = [h for h in lines[1:] if not h.lower().startswith("proxy-authorization:")]
+        auth = next((h.split(":", 1)[1].strip() for h in lines[1:] if h.lower().startswith("proxy-authorization:")), "")
+        rng = next((h.split(":", 1)[1].strip() for h in lines[1:] if h.lower().startswith("range:")), "")
+        self.seen.append((method, target, auth, rng))
+        if self.credentials is not None and auth != self.credentials:
+            client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+            client.close()
+            return
+        if method == "CONNECT":
+            host, port = target.rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)))
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            first = rest
+        else:
+            u = urllib.parse.urlsplit(target)
+            upstream = socket.create_connection((u.hostname or "", u.port or 80))
+            path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+            first = f"{method} {path} {version}\r\n".encode() + "\r\n".join(headers).encode() + b"\r\n\r\n" + rest
+        upstream.sendall(first)
+        threading.Thread(target=_pipe, args=(client, upstream), daemon=True).start()
+        _pipe(upstream, client)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(262144):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()

@@ -15,7 +15,7 @@ from pollama.store.store import Store
 from pollama.testing.distribution import LocalRegistry
 from pollama.types.names import ModelName
 from tests.registry.conftest import BUNDLED_NAME
-from tests.registry.servers import CountingProxy
+from tests.registry.servers import CountingProxy, ForwardProxy
 
 
 async def collect(gen: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -175,3 +175,47 @@ async def test_repull_of_moved_tag_prunes_replaced_layers_unless_disabled(
     assert replaced
     assert ({"status": "removing unused layers"} in progress) is prune
     assert all(empty_store.has_blob(d) is not prune for d in replaced)
+
+
+@pytest.mark.parametrize("bypass", [False, True])
+async def test_pull_goes_through_the_proxy_the_environment_names(
+        pushed: ModelName, empty_store: Store, bundled_store: Store, monkeypatch: pytest.MonkeyPatch, bypass: bool) -> None:
+    """HTTP_PROXY (with credentials) carries the manifest and the ranged blob downloads alike;
+    NO_PROXY sends them straight to the registry."""
+    proxy = ForwardProxy(credentials="Basic dXNlcjpwIHc=")  # user:p w
+    try:
+        for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://user:p%20w@127.0.0.1:{proxy.port}")
+        if bypass:
+            monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        await collect(pull_model(empty_store, pushed, insecure=True))
+        manifest, _ = empty_store.read_manifest(pushed)
+        for layer in manifest.all_layers():
+            assert empty_store.blob_path(layer.digest).read_bytes() == bundled_store.blob_path(layer.digest).read_bytes()
+        if bypass:
+            assert proxy.seen == []
+        else:
+            assert any(t.startswith(f"http://{pushed.host}/v2/") and "/manifests/" in t for _, t, _, _ in proxy.seen)
+            # the ranged downloads themselves (not only the one-byte probe that resolves a blob)
+            downloads = [t for _, t, _, r in proxy.seen if "/blobs/sha256:" in t and r and r != "bytes=0-0"]
+            assert len(downloads) >= len({x.digest for x in manifest.all_layers()})
+            assert all(t.startswith(f"http://{pushed.host}/v2/") for t in downloads)
+            assert all(auth == proxy.credentials for _, _, auth, _ in proxy.seen)
+    finally:
+        proxy.close()
+
+
+async def test_a_proxy_that_refuses_the_credentials_fails_the_pull_clearly(
+        pushed: ModelName, empty_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = ForwardProxy(credentials="Basic c29tZW9uZTplbHNl")
+    try:
+        for var in ("no_proxy", "NO_PROXY", "http_proxy"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://user:wrong@127.0.0.1:{proxy.port}")
+        with pytest.raises(RegistryError) as e:
+            await collect(pull_model(empty_store, pushed, insecure=True))
+        assert "407" in str(e.value)
+        assert list(empty_store.root.glob("blobs/sha256-*")) == []
+    finally:
+        proxy.close()

@@ -22,6 +22,7 @@ keeps a pull at the speed of a plain sequential download while it also hashes an
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import errno
 import fcntl
@@ -32,12 +33,13 @@ import shutil
 import http.client
 import socket
 import threading
+import urllib.request
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 from pollama.errors import RegistryError
 from pollama.store.registry.client import origin, ssl_context, user_agent
@@ -71,19 +73,13 @@ class RangeSource:
         url = self.url
         for _ in range(11):
             parts = urlsplit(url)
-            host, port = parts.hostname or "", parts.port
-            conn: http.client.HTTPConnection
-            if parts.scheme == "https":
-                conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=ssl_context())
-            elif parts.scheme == "http":
-                conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
-            else:
+            if parts.scheme not in ("http", "https"):
                 raise RegistryError(f"unsupported URL scheme {parts.scheme!r}")
-            headers = {"Range": f"bytes={start}-{end}", "User-Agent": user_agent(), "Accept-Encoding": "identity"}
+            conn, target, headers = _connect(parts, self.timeout)
+            headers.update({"Range": f"bytes={start}-{end}", "User-Agent": user_agent(), "Accept-Encoding": "identity"})
             if origin(url) == self.auth_host:
                 headers.update(self.headers)
-            target = parts.path + (f"?{parts.query}" if parts.query else "")
-            conn.request("GET", target or "/", headers=headers)
+            conn.request("GET", target, headers=headers)
             resp = conn.getresponse()
             location = resp.getheader("location")
             if resp.status in (301, 302, 303, 307, 308) and location:
@@ -92,6 +88,46 @@ class RangeSource:
                 continue
             return conn, resp
         raise RegistryError("too many redirects")
+
+
+def _connect(parts: SplitResult, timeout: float) -> tuple[http.client.HTTPConnection, str, dict[str, str]]:
+    """A connection for ``parts``, the request target and any headers the hop needs, through the
+    proxy the environment names (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``, ``NO_PROXY``
+    honoured, as httpx does for the registry's API calls): HTTPS through a ``CONNECT`` tunnel,
+    plain HTTP by absolute URL."""
+    host, port = parts.hostname or "", parts.port
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    https = parts.scheme == "https"
+    proxy = _proxy_for(parts.scheme, host)
+    if proxy is None:
+        if https:
+            return http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl_context()), path, {}
+        return http.client.HTTPConnection(host, port, timeout=timeout), path, {}
+    p = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if p.scheme != "http" or not p.hostname:
+        raise RegistryError(f"unsupported proxy {_redact(proxy)!r}: use http://host:port")
+    auth: dict[str, str] = {}
+    if p.username is not None:
+        cred = f"{unquote(p.username)}:{unquote(p.password or '')}".encode()
+        auth["Proxy-Authorization"] = "Basic " + base64.b64encode(cred).decode()
+    if https:
+        tunnel = http.client.HTTPSConnection(p.hostname, p.port or 80, timeout=timeout, context=ssl_context())
+        tunnel.set_tunnel(host, port or 443, headers=auth)
+        return tunnel, path, {}
+    netloc = host if port is None else f"{host}:{port}"
+    return http.client.HTTPConnection(p.hostname, p.port or 80, timeout=timeout), f"http://{netloc}{path}", auth
+
+
+def _redact(url: str) -> str:
+    p = urlsplit(url if "://" in url else f"http://{url}")
+    return url if p.password is None else url.replace(f":{p.password}@", ":***@")
+
+
+def _proxy_for(scheme: str, host: str) -> str | None:
+    if urllib.request.proxy_bypass(host):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    return proxies.get(scheme) or proxies.get("all") or None
 
 
 class TransientError(RegistryError):
