@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -73,26 +74,13 @@ class CountingProxy:
             threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
 
     def _pipe(self, src: socket.socket, dst: socket.socket, count: bool) -> None:
-        try:
-            while True:
-                data = src.recv(16384 if self.rate else 262144)
-                if not data:
-                    break
-                dst.sendall(data)
-                if count:
-                    with self._lock:
-                        self.sent += len(data)
-                    if self.rate:
-                        time.sleep(len(data) / self.rate)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
+        _pipe(src, dst, self._sent if count else None, 16384 if self.rate else 262144)
+
+    def _sent(self, n: int) -> None:
+        with self._lock:
+            self.sent += n
+        if self.rate:
+            time.sleep(n / self.rate)
 
     def close(self) -> None:
         self._stop.set()
@@ -162,10 +150,14 @@ class ForwardProxy:
         self.listener.close()
 
 
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
+def _pipe(src: socket.socket, dst: socket.socket, on_data: Callable[[int], None] | None = None,
+          size: int = 262144) -> None:
+    """Copy ``src`` to ``dst`` until either side closes; then close both."""
     try:
-        while data := src.recv(262144):
+        while data := src.recv(size):
             dst.sendall(data)
+            if on_data is not None:
+                on_data(len(data))
     except OSError:
         pass
     finally:
