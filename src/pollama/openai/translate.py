@@ -408,7 +408,51 @@ def native_chat_to_completion(
     }
 
 
-class ChatStreamTranslator:
+class _StreamTranslator:
+    """What both stream translators share: the envelope, the end state, and an error line."""
+
+    OBJECT = ""
+
+    def __init__(
+        self, model: str, request_id: str, created: int, include_usage: bool = False
+    ) -> None:
+        self.model = model
+        self.request_id = request_id
+        self.created = created
+        self.include_usage = include_usage
+        self._finished = False
+
+    @property
+    def finished(self) -> bool:
+        """True once the done chunk (or an error) has been translated."""
+        return self._finished
+
+    def feed(self, chunk: JSON) -> list[StreamItem]:
+        """Translate one native chunk; a native ``{"error": ...}`` line ends the stream."""
+        if self._finished:
+            return []
+        if "error" in chunk:
+            self._finished = True
+            return [openai_error(str(chunk["error"]), "api_error")]
+        if chunk.get("done"):
+            self._finished = True
+        return self._translate(chunk)
+
+    def _translate(self, chunk: JSON) -> list[StreamItem]:
+        raise NotImplementedError
+
+    def _envelope(self, choices: list[JSON]) -> JSON:
+        return {
+            "id": self.request_id,
+            "object": self.OBJECT,
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+            "choices": choices,
+        }
+
+
+class ChatStreamTranslator(_StreamTranslator):
     """Native ``/api/chat`` stream chunks → ``chat.completion.chunk`` payloads.
 
     Feed chunks in order; each :meth:`feed` returns the payloads to send (encode each with
@@ -418,29 +462,16 @@ class ChatStreamTranslator:
     ``{"error": ...}`` line becomes an OpenAI error payload and ends the stream.
     """
 
+    OBJECT = "chat.completion.chunk"
+
     def __init__(
         self, model: str, request_id: str, created: int, include_usage: bool = False
     ) -> None:
-        self.model = model
-        self.request_id = request_id
-        self.created = created
-        self.include_usage = include_usage
+        super().__init__(model, request_id, created, include_usage)
         self._first_sent = False
         self._tool_call_sent = False
-        self._finished = False
 
-    @property
-    def finished(self) -> bool:
-        """True once the done chunk (or an error) has been translated."""
-        return self._finished
-
-    def feed(self, chunk: JSON) -> list[StreamItem]:
-        """Translate one native chunk."""
-        if self._finished:
-            return []
-        if "error" in chunk:
-            self._finished = True
-            return [openai_error(str(chunk["error"]), "api_error")]
+    def _translate(self, chunk: JSON) -> list[StreamItem]:
         out: list[StreamItem] = []
         done = bool(chunk.get("done"))
         msg = chunk.get("message") or {}
@@ -449,7 +480,6 @@ class ChatStreamTranslator:
             self._first_sent = True
         if done:
             out.extend(self._closing(chunk))
-            self._finished = True
         return out
 
     def _content_chunks(self, msg: JSON, logprobs: JSON | None) -> list[StreamItem]:
@@ -484,15 +514,6 @@ class ChatStreamTranslator:
             choice["logprobs"] = logprobs
         return self._envelope([choice])
 
-    def _envelope(self, choices: list[JSON]) -> JSON:
-        return {
-            "id": self.request_id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": SYSTEM_FINGERPRINT,
-            "choices": choices,
-        }
 
 
 def _is_empty_trailer(msg: JSON, chunk: JSON) -> bool:
@@ -569,7 +590,7 @@ def native_generate_to_completion(
     }
 
 
-class CompletionStreamTranslator:
+class CompletionStreamTranslator(_StreamTranslator):
     """Native ``/api/generate`` stream chunks → ``text_completion`` chunk payloads.
 
     Every native chunk (the done one included) becomes one chunk. With ``include_usage`` each
@@ -577,47 +598,18 @@ class CompletionStreamTranslator:
     ``[DONE]`` ends the stream.
     """
 
-    def __init__(
-        self, model: str, request_id: str, created: int, include_usage: bool = False
-    ) -> None:
-        self.model = model
-        self.request_id = request_id
-        self.created = created
-        self.include_usage = include_usage
-        self._finished = False
+    OBJECT = "text_completion"
 
-    @property
-    def finished(self) -> bool:
-        """True once the done chunk (or an error) has been translated."""
-        return self._finished
-
-    def feed(self, chunk: JSON) -> list[StreamItem]:
-        """Translate one native chunk."""
-        if self._finished:
-            return []
-        if "error" in chunk:
-            self._finished = True
-            return [openai_error(str(chunk["error"]), "api_error")]
+    def _translate(self, chunk: JSON) -> list[StreamItem]:
         payload = self._envelope([_completion_choice(chunk)])
         if self.include_usage:
             payload["usage"] = native_usage({})
         out: list[StreamItem] = [payload]
         if chunk.get("done"):
-            self._finished = True
             if self.include_usage:
                 out.append({**self._envelope([]), "usage": native_usage(chunk)})
             out.append(DONE)
         return out
-
-    def _envelope(self, choices: list[JSON]) -> JSON:
-        return {
-            "id": self.request_id,
-            "object": "text_completion",
-            "created": self.created,
-            "choices": choices,
-            "model": self.model,
-            "system_fingerprint": SYSTEM_FINGERPRINT,
-        }
 
 
 # --- /v1/embeddings -------------------------------------------------------------------------
