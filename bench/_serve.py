@@ -25,10 +25,11 @@ from tests.integration.conftest import free_port, runner_pids  # noqa: E402
 MODEL = "smollm2:135m"
 
 
-def runner_port(models: Path) -> int:
+def runner_socket(models: Path) -> str:
+    """The Unix socket the (one) runner serving ``models`` listens on."""
     [pid] = runner_pids(models)
     args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    return int(args[args.index(b"--port") + 1])
+    return args[args.index(b"--socket") + 1].decode()
 
 
 @contextmanager

@@ -19,7 +19,7 @@ import time
 
 import httpx
 
-from _serve import MODEL, runner_port, serve
+from _serve import MODEL, runner_socket, serve
 
 WORDS = "apple river stone cloud maple ember falcon quartz harbor violet meadow cobalt".split()
 
@@ -36,7 +36,8 @@ def main() -> None:
     args = ap.parse_args()
     with serve(args.threads) as (pc, models):
         pc.post("/api/embed", json={"model": MODEL, "input": texts(args.batch, -1)}).raise_for_status()
-        with httpx.Client(base_url=f"http://127.0.0.1:{runner_port(models)}", timeout=600) as rc:
+        with httpx.Client(base_url="http://runner", timeout=600,
+                          transport=httpx.HTTPTransport(uds=runner_socket(models))) as rc:
             times: dict[str, list[float]] = {"pollama": [], "runner": []}
             for i in range(args.rounds):
                 batch = texts(args.batch, i)

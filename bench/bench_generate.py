@@ -2,6 +2,9 @@
 """Single-stream generation: pollama's /api/generate vs the same request sent straight to the
 runner's llama.cpp endpoint, in the same run, against the same runner process.
 
+The runner listens on a Unix socket (that is how pollama talks to it), so the baseline client
+reaches it there too; the client reaches pollama over loopback TCP, as every client does.
+
 For each round, one request goes through pollama (streaming NDJSON) and one straight to the
 runner's ``/completion`` (streaming SSE), alternating which goes first. Each request has a unique
 prompt prefix so neither benefits from the other's prompt cache. Reported per path: median
@@ -43,10 +46,11 @@ STOP = ["<|im_start|>", "<|im_end|>"]
 WORDS = "apple river stone cloud maple ember falcon quartz harbor violet meadow cobalt".split()
 
 
-def runner_port(models: Path) -> int:
+def runner_socket(models: Path) -> str:
+    """The Unix socket the (one) runner serving ``models`` listens on."""
     [pid] = runner_pids(models)
     args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    return int(args[args.index(b"--port") + 1])
+    return args[args.index(b"--socket") + 1].decode()
 
 
 def via_pollama(c: httpx.Client, prompt: str, n: int) -> tuple[float, float, int]:
@@ -116,7 +120,8 @@ def main() -> None:
                     time.sleep(0.1)
             pc = httpx.Client(base_url=base, timeout=300)
             pc.post("/api/generate", json={"model": MODEL, "prompt": "warm up", "stream": False, "options": {"num_predict": 8}})
-            rc = httpx.Client(base_url=f"http://127.0.0.1:{runner_port(models)}", timeout=300)
+            rc = httpx.Client(base_url="http://runner", timeout=300,
+                              transport=httpx.HTTPTransport(uds=runner_socket(models)))
             results: dict[str, list[tuple[float, float, int]]] = {"pollama": [], "runner": []}
             server_cpu = 0.0
             for i in range(args.rounds):

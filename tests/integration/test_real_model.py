@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -98,6 +100,24 @@ def test_copy_delete_and_keep_alive_zero(http: httpx.Client) -> None:
     r = http.post("/api/generate", json={"model": MODEL, "keep_alive": 0}).json()
     assert r["done_reason"] == "unload"
     assert http.get("/api/ps").json()["models"] == []
+
+
+def test_the_runner_listens_on_a_private_unix_socket_that_goes_with_it(live: LiveServer, http: httpx.Client) -> None:
+    """Only the server's user can reach a runner (no loopback port any local process could use),
+    and unloading removes the socket's directory."""
+    generate(http, "hi", options={"num_predict": 2})
+    [pid] = runner_pids(live.models)
+    args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert b"--port" not in args
+    sock = Path(args[args.index(b"--socket") + 1].decode())
+    assert stat.S_ISSOCK(sock.stat().st_mode)
+    assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700 and sock.parent.stat().st_uid == os.getuid()
+    listening = Path("/proc/net/tcp").read_text() + Path("/proc/net/tcp6").read_text()
+    inodes = {link.readlink().name for link in Path(f"/proc/{pid}/fd").iterdir() if link.readlink().name.startswith("socket:")}
+    listeners = {line.split()[9] for line in listening.splitlines()[1:] if line.split()[3] == "0A"}  # 0A: LISTEN
+    assert not {i[len("socket:["):-1] for i in inodes} & listeners, "the runner listens on a TCP port"
+    assert http.post("/api/generate", json={"model": MODEL, "keep_alive": 0}).json()["done_reason"] == "unload"
+    assert not sock.parent.exists()
 
 
 def test_runner_killed_mid_stream_then_recovers(live: LiveServer, http: httpx.Client) -> None:

@@ -36,7 +36,7 @@ def _chunked(payload: bytes) -> bytes:
 
 
 async def _collect(port: int) -> list[dict]:
-    return [json.loads(d) async for d in post_sse("127.0.0.1", port, "/completion", b'{"prompt":"x"}')]
+    return [json.loads(d) async for d in post_sse(("127.0.0.1", port), "/completion", b'{"prompt":"x"}')]
 
 
 @pytest.mark.parametrize("step", [1, 3, 7, 1000])
@@ -90,7 +90,7 @@ async def test_connection_dropped_mid_stream_is_an_error_not_a_short_answer() ->
     async with server:
         got = []
         with pytest.raises(OSError):
-            async for d in post_sse("127.0.0.1", port, "/completion", b"{}"):
+            async for d in post_sse(("127.0.0.1", port), "/completion", b"{}"):
                 got.append(json.loads(d))
     assert got == [{"a": 1}]
 
@@ -139,9 +139,26 @@ async def test_closing_the_stream_closes_the_connection() -> None:
 
     server, port, _ = await _serve(handler)
     async with server:
-        stream = post_sse("127.0.0.1", port, "/completion", b"{}")
+        stream = post_sse(("127.0.0.1", port), "/completion", b"{}")
         async for d in stream:
             if json.loads(d)["i"] == 3:
                 break
         await stream.aclose()
         await asyncio.wait_for(peer_saw_eof.wait(), 5)
+
+
+async def test_a_unix_socket_peer_works_the_same(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """How pollama reaches its runners: a Unix socket in a private directory."""
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        head = await r.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"POST /completion HTTP/1.1\r\n")
+        await r.readexactly(int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]))
+        w.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunked(b'data: {"a": 1}\n\n') + b"0\r\n\r\n")
+        await w.drain()
+        w.close()
+
+    path = str(tmp_path / "runner.sock")
+    server = await asyncio.start_unix_server(handler, path)
+    async with server:
+        got = [json.loads(d) async for d in post_sse(path, "/completion", b"{}")]
+    assert got == [{"a": 1}]

@@ -1,8 +1,9 @@
-"""Runner process entry point: ``python -m pollama.runner --model PATH --port N …``.
+"""Runner process entry point: ``python -m pollama.runner --model PATH (--socket PATH | --port N) …``.
 
-Hosts llama.cpp's HTTP server (through the ``xllamacpp`` wheel) on a loopback port and stays up
-until it is signalled or its parent dies. The parent talks to it over HTTP only, so a crash in
-llama.cpp takes down this process and nothing else.
+Hosts llama.cpp's HTTP server (through the ``xllamacpp`` wheel) on a Unix socket (what pollama
+uses: private to its user, no port to race for, cheaper per message than loopback TCP) or a
+loopback port, and stays up until it is signalled or its parent dies. The parent talks to it over
+HTTP only, so a crash in llama.cpp takes down this process and nothing else.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ def _watch_parent(parent: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pollama.runner")
     ap.add_argument("--model", required=True)
-    ap.add_argument("--port", type=int, required=True)
+    where = ap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--socket", help="Unix socket path to listen on (must end in .sock)")
+    where.add_argument("--port", type=int, help="loopback TCP port to listen on")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--ctx", type=int, required=True, help="context per slot")
     ap.add_argument("--parallel", type=int, default=1)
@@ -66,8 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads or (os.cpu_count() or 1)
     p.cpuparams.n_threads = threads
     p.cpuparams_batch.n_threads = threads
-    p.port = args.port
-    p.hostnames = [args.host]
+    if args.socket:
+        if not args.socket.endswith(".sock"):  # how llama.cpp's server tells a socket from a host
+            ap.error("--socket must end in .sock")
+        p.hostnames = [args.socket]
+    else:
+        p.port = args.port
+        p.hostnames = [args.host]
     p.endpoint_slots = True
     p.endpoint_metrics = True
     p.endpoint_props = True

@@ -1,4 +1,6 @@
-"""The llama.cpp runner: a subprocess hosting llama.cpp's server, spoken to over loopback HTTP."""
+"""The llama.cpp runner: a subprocess hosting llama.cpp's server, spoken to over HTTP on a Unix
+socket in a private (0700) directory — only this user can reach it, there is no port to race
+another process for, and each streamed token costs less than over loopback TCP."""
 
 from __future__ import annotations
 
@@ -6,8 +8,9 @@ import asyncio
 import json
 import logging
 import os
-import socket
+import shutil
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,10 +23,10 @@ from pollama.runner.sse import RunnerHTTPError, post_sse
 log = logging.getLogger("pollama.runner")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _socket_parent() -> str | None:
+    """Where runner sockets go: the temp directory, unless its path is too long for a socket
+    address (108 bytes on Linux, with room for our own names)."""
+    return None if len(tempfile.gettempdir()) <= 60 else "/tmp"
 
 
 class LlamaCppRunner:
@@ -33,7 +36,7 @@ class LlamaCppRunner:
         self.spec = spec
         self.load_timeout = load_timeout
         self.verbose = verbose
-        self.port = 0
+        self.socket_dir: str | None = None
         self.proc: asyncio.subprocess.Process | None = None
         self.client: httpx.AsyncClient | None = None
         self._stderr_task: asyncio.Task[None] | None = None
@@ -44,8 +47,8 @@ class LlamaCppRunner:
         return self.proc.pid if self.proc else None
 
     @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def socket_path(self) -> str:
+        return os.path.join(self.socket_dir or "", "runner.sock")
 
     @property
     def memory_bytes(self) -> int:
@@ -71,11 +74,11 @@ class LlamaCppRunner:
         return state not in ("Z", "X")
 
     async def start(self) -> None:
-        self.port = free_port()
+        self.socket_dir = tempfile.mkdtemp(prefix="pollama-runner-", dir=_socket_parent())
         args = [
             sys.executable, "-m", "pollama.runner",
             "--model", str(self.spec.model_path),
-            "--port", str(self.port),
+            "--socket", self.socket_path,
             "--ctx", str(self.spec.num_ctx),
             "--parallel", str(self.spec.num_parallel),
             "--threads", str(self.spec.num_thread),
@@ -90,10 +93,8 @@ class LlamaCppRunner:
             stderr=asyncio.subprocess.PIPE, start_new_session=False,
         )
         self._stderr_task = asyncio.create_task(self._pump_stderr())
-        # TCP_NODELAY: a request goes out as headers then body; with Nagle on, the body waits for
-        # the runner's delayed ACK (measured: 6–18 ms per tokenize call instead of 2 ms).
-        transport = httpx.AsyncHTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
-        self.client = httpx.AsyncClient(base_url=self.base_url, timeout=httpx.Timeout(None, connect=5.0),
+        transport = httpx.AsyncHTTPTransport(uds=self.socket_path)
+        self.client = httpx.AsyncClient(base_url="http://runner", timeout=httpx.Timeout(None, connect=5.0),
                                         transport=transport)
         try:
             await asyncio.wait_for(self._wait_healthy(), self.load_timeout if self.load_timeout > 0 else None)
@@ -151,6 +152,9 @@ class LlamaCppRunner:
         if self._stderr_task is not None:
             self._stderr_task.cancel()
             self._stderr_task = None
+        if self.socket_dir is not None:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+            self.socket_dir = None
 
     # ---- requests ----------------------------------------------------------------------
 
@@ -209,7 +213,7 @@ class LlamaCppRunner:
         if req.n_probs:
             body["n_probs"] = req.n_probs
         self._http()  # raises if the runner is gone
-        events = post_sse("127.0.0.1", self.port, "/completion", json.dumps(body).encode())
+        events = post_sse(self.socket_path, "/completion", json.dumps(body).encode())
         try:
             async for data in events:
                 payload = json.loads(data)

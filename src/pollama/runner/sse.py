@@ -107,21 +107,27 @@ class _SSEProtocol(asyncio.Protocol):
         return item
 
 
-async def post_sse(host: str, port: int, path: str, body: bytes) -> AsyncGenerator[bytes, None]:
-    """POST ``body`` (JSON) and yield the payload of each ``data:`` line of the response.
+async def post_sse(where: str | tuple[str, int], path: str, body: bytes) -> AsyncGenerator[bytes, None]:
+    """POST ``body`` (JSON) to ``where`` — a Unix socket path or ``(host, port)`` — and yield
+    the payload of each ``data:`` line of the response.
 
     Raises :class:`RunnerHTTPError` for a non-200 answer and :class:`OSError` (or
     ``ConnectionError``) when the connection fails or drops before the response is complete.
     Closing the iterator closes the connection at once.
     """
     loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_connection(_SSEProtocol, host, port)
-    try:
+    if isinstance(where, str):
+        transport, proto = await loop.create_unix_connection(_SSEProtocol, where)
+        host = "runner"
+    else:
+        transport, proto = await loop.create_connection(_SSEProtocol, *where)
+        host = f"{where[0]}:{where[1]}"
         sock = transport.get_extra_info("socket")
-        if sock is not None:
+        if sock is not None:  # a request is one write, but the stream's ACKs must not wait
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
         transport.write(
-            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
             f"Accept: text/event-stream\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode("ascii")
             + body
         )
