@@ -219,3 +219,15 @@ async def test_a_proxy_that_refuses_the_credentials_fails_the_pull_clearly(
         assert list(empty_store.root.glob("blobs/sha256-*")) == []
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:1", "http://127.0.0.1:notaport", "ftp://127.0.0.1:21"])
+async def test_a_malformed_proxy_setting_is_a_clear_error(
+        pushed: ModelName, empty_store: Store, monkeypatch: pytest.MonkeyPatch, proxy: str) -> None:
+    for var in ("no_proxy", "NO_PROXY", "http_proxy", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    with pytest.raises(RegistryError) as e:
+        await collect(pull_model(empty_store, pushed, insecure=True))
+    assert "proxy" in str(e.value).lower()
+    assert list(empty_store.root.glob("blobs/sha256-*")) == []

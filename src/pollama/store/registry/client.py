@@ -160,9 +160,15 @@ class RegistryClient:
         self.host = origin(self.base)
         self.token: str | None = None
         self._own_http = http is None
-        # one SSL context for every client: loading the CA bundle costs ~25 ms a time
-        self.http = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0),
-                                              follow_redirects=False, verify=ssl_context())
+        if http is None:
+            try:  # proxies come from the environment (HTTPS_PROXY, ...); a bad one fails here
+                # one SSL context for every client: loading the CA bundle costs ~25 ms a time
+                http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=False,
+                                         verify=ssl_context())
+            except (ImportError, ValueError, httpx.InvalidURL) as e:
+                raise RegistryError(f"invalid proxy setting in the environment (HTTPS_PROXY, HTTP_PROXY, "
+                                    f"ALL_PROXY): {e}") from None
+        self.http = http
 
     async def aclose(self) -> None:
         if self._own_http:
