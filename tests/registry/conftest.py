@@ -37,3 +37,12 @@ def empty_store(tmp_path: Path) -> Store:
     s = Store(tmp_path / "pulled")
     s.ensure()
     return s
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A HOME of the test's own: token requests sign with ``$HOME/.ollama/id_ed25519`` and make
+    it when missing, which must not touch the real home of whoever runs the tests."""
+    path = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(path))
+    return path

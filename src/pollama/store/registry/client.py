@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import logging
 import os
 import platform
 import re
@@ -27,6 +28,7 @@ import time
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -34,7 +36,10 @@ import httpx
 
 from pollama import OLLAMA_COMPAT_VERSION, __version__
 from pollama.errors import RegistryError
+from pollama.store.registry.keys import Identity
 from pollama.types.names import ModelName
+
+log = logging.getLogger("pollama.registry")
 
 MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
 MAX_ERROR_BODY = 4 << 10
@@ -151,6 +156,7 @@ class RegistryClient:
         insecure: bool = False,
         http: httpx.AsyncClient | None = None,
         base_url: str | None = None,
+        key_path: Path | None = None,
     ) -> None:
         scheme = "http" if insecure else name.scheme
         if name.scheme == "http" and not insecure:
@@ -159,6 +165,7 @@ class RegistryClient:
         self.base = (base_url or f"{scheme}://{name.host}").rstrip("/")
         self.host = origin(self.base)
         self.token: str | None = None
+        self.key_path = key_path  # None: ~/.ollama/id_ed25519
         self._own_http = http is None
         if http is None:
             try:  # proxies come from the environment (HTTPS_PROXY, ...); a bad one fails here
@@ -265,6 +272,10 @@ class RegistryClient:
         sep = "&" if "?" in realm else "?"
         url = f"{realm}{sep}{urlencode(params)}"
         headers = {"User-Agent": user_agent(), "Accept-Encoding": "identity"}
+        try:  # signed with the user's key, as Ollama does; public registries do not need it
+            headers["Authorization"] = Identity.load_or_create(self.key_path).sign_token_request(url)
+        except (RegistryError, OSError) as e:
+            log.warning("asking for a registry token without a signature: %s", e)
         try:
             resp = await self.http.send(self.http.build_request("GET", url, headers=headers), stream=True)
         except httpx.HTTPError as e:
