@@ -66,3 +66,19 @@ def test_every_truncation_of_a_real_file_is_an_error(tmp_path: Path) -> None:
         cut.write_bytes(data[:n])
         with pytest.raises(GGUFError):
             read_gguf(cut)
+
+
+def test_a_string_array_crossing_read_blocks_parses_exactly(tmp_path: Path) -> None:
+    """Vocabularies are read in 1 MiB blocks: strings that straddle a block boundary, multi-byte
+    UTF-8 split across it, and the key after the array must all come out exactly."""
+    words = [("tök" * (i % 300) + f"#{i}").encode() for i in range(6000)]  # ~2.7 MB of strings
+    body = (header(n_kv=2) + gstr(b"tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, len(words))
+            + b"".join(gstr(w) for w in words) + gstr(b"after") + struct.pack("<II", 4, 1234567))
+    path = tmp_path / "vocab.gguf"
+    path.write_bytes(body)
+    md = read_gguf(path).metadata
+    assert md["tokenizer.ggml.tokens"] == [w.decode() for w in words]
+    assert md["after"] == 1234567
+    with pytest.raises(GGUFError, match="unexpected end of file"):  # cut inside the array
+        path.write_bytes(body[: len(body) // 2])
+        read_gguf(path)
