@@ -7,7 +7,6 @@ one has ``done: true``). The server decides whether to stream them or fold them 
 from __future__ import annotations
 
 import asyncio
-
 import base64
 import binascii
 import logging
@@ -345,7 +344,7 @@ class InferenceMixin:
                 # round trip less before the first token) and stops at the end of the context.
                 # The prompt's tokens are only needed for ``context``, at the end: counted meanwhile.
                 prompt = text
-                n_predict = num_predict
+                n_predict = num_predict if num_predict >= 0 else -1  # -1: until the context is full
                 if want_context:
                     context_task = asyncio.ensure_future(runner.tokenize(text))
             creq = CompletionRequest(
@@ -394,8 +393,11 @@ class InferenceMixin:
                 self.scheduler.mark_dead(entry)
             raise
         finally:
-            if context_task is not None and not context_task.done():
-                context_task.cancel()
+            if context_task is not None:
+                if not context_task.done():
+                    context_task.cancel()
+                elif not context_task.cancelled():
+                    context_task.exception()  # retrieved: a failed count is not reported twice
             if completion is not None:  # close the runner's stream now, not when it is collected
                 await completion.aclose()  # type: ignore[attr-defined]
 

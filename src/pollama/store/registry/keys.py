@@ -31,8 +31,8 @@ _EMPTY_BODY = base64.b64encode(hashlib.sha256(b"").hexdigest().encode()).decode(
 
 
 def default_key_path() -> Path:
-    """``$HOME/.ollama/id_ed25519`` (Ollama's place, whatever OLLAMA_MODELS says)."""
-    return Path(os.environ.get("HOME") or Path.home()) / ".ollama" / "id_ed25519"
+    """``~/.ollama/id_ed25519`` (Ollama's place, whatever OLLAMA_MODELS says)."""
+    return Path.home() / ".ollama" / "id_ed25519"
 
 
 class Identity:
