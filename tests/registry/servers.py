@@ -1,5 +1,5 @@
 """Loopback servers for registry tests: Starlette apps in a uvicorn thread, and a TCP proxy that
-can throttle and counts the bytes it forwards from the server."""
+can throttle and counts the bytes it forwards each way."""
 
 from __future__ import annotations
 
@@ -47,12 +47,14 @@ class ServedApp:
 
 
 class CountingProxy:
-    """Forward ``127.0.0.1:<port>`` to a target; count server→client bytes; optionally throttle."""
+    """Forward ``127.0.0.1:<port>`` to a target; count bytes each way (``sent``: server→client,
+    ``received``: client→server); optionally throttle what the server sends."""
 
     def __init__(self, target_port: int, rate: float | None = None) -> None:
         self.target_port = target_port
         self.rate = rate  # bytes per second, None = as fast as possible
         self.sent = 0
+        self.received = 0
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", 0))
@@ -74,7 +76,11 @@ class CountingProxy:
             threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
 
     def _pipe(self, src: socket.socket, dst: socket.socket, count: bool) -> None:
-        _pipe(src, dst, self._sent if count else None, 16384 if self.rate else 262144)
+        _pipe(src, dst, self._sent if count else self._received, 16384 if self.rate else 262144)
+
+    def _received(self, n: int) -> None:
+        with self._lock:
+            self.received += n
 
     def _sent(self, n: int) -> None:
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from pollama.errors import RegistryError
 from pollama.store.registry import pull_model, push_model
+from pollama.store.registry.push import mount_sources
 from pollama.store.registry.download import BlobDownload
 from pollama.store.store import Store
 from pollama.testing.distribution import LocalRegistry
@@ -22,7 +24,7 @@ async def collect(gen: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
     return [p async for p in gen]
 
 
-async def push_bundled(store: Store, registry: LocalRegistry, repo: str) -> ModelName:
+async def push_bundled(store: Store, registry: LocalRegistry | CountingProxy, repo: str) -> ModelName:
     target = ModelName.parse(f"{registry.host}/{repo}")
     store.copy(ModelName.parse(BUNDLED_NAME), target)
     await collect(push_model(store, target, insecure=True))
@@ -80,6 +82,67 @@ async def test_second_push_skips_blobs_the_registry_has(bundled_store: Store, pu
     # one message per blob, already complete: nothing was uploaded again
     assert len(layers) == len({p["digest"] for p in layers}) == 4
     assert all(p["completed"] == p["total"] for p in layers)
+
+
+async def test_push_of_a_copy_mounts_blobs_from_the_repository_that_has_them(
+        bundled_store: Store, registry: LocalRegistry, empty_store: Store) -> None:
+    proxy = CountingProxy(registry.port)  # its own host name, so only these models share it
+    try:
+        source = await push_bundled(bundled_store, proxy, "mnt/source:1")
+        manifest, _ = bundled_store.read_manifest(source)
+        total = sum(layer.size for layer in manifest.all_layers())
+        assert proxy.received > total  # the first push uploaded every blob
+
+        copy = ModelName.parse(f"{proxy.host}/mnt/copy:1")
+        bundled_store.copy(source, copy)
+        proxy.received = 0
+        progress = await collect(push_model(bundled_store, copy, insecure=True))
+        assert proxy.received < 64 * 1024, f"{proxy.received} bytes sent for a push that needed none"
+        layers = [p for p in progress if "digest" in p]
+        assert {p["digest"] for p in layers} == manifest.digests()
+        for digest in manifest.digests():  # each blob's progress ends complete
+            last = [p for p in layers if p["digest"] == digest][-1]
+            assert last["completed"] == last["total"] > 0
+        assert progress[-1] == {"status": "success"}
+
+        pulled = await collect(pull_model(empty_store, copy, insecure=True))  # the registry has it all
+        assert pulled[-1] == {"status": "success"}
+        for layer in manifest.all_layers():
+            assert empty_store.blob_path(layer.digest).read_bytes() == bundled_store.blob_path(layer.digest).read_bytes()
+    finally:
+        proxy.close()
+
+
+async def test_a_mount_source_the_registry_lacks_falls_back_to_uploading(
+        bundled_store: Store, registry: LocalRegistry, empty_store: Store) -> None:
+    proxy = CountingProxy(registry.port)
+    try:
+        ghost = ModelName.parse(f"{proxy.host}/never/pushed:1")  # local only: the registry has no such repo
+        bundled_store.copy(ModelName.parse(BUNDLED_NAME), ghost)
+        target = ModelName.parse(f"{proxy.host}/mnt/fallback:1")
+        bundled_store.copy(ghost, target)
+        manifest, _ = bundled_store.read_manifest(target)
+        progress = await collect(push_model(bundled_store, target, insecure=True))
+        assert progress[-1] == {"status": "success"}
+        assert proxy.received > sum(layer.size for layer in manifest.all_layers())
+        await collect(pull_model(empty_store, target, insecure=True))
+        big = max(manifest.layers, key=lambda layer: layer.size)
+        assert empty_store.blob_path(big.digest).read_bytes() == bundled_store.blob_path(big.digest).read_bytes()
+    finally:
+        proxy.close()
+
+
+def test_mount_sources_are_other_repositories_of_the_same_registry(bundled_store: Store, tmp_path: Path) -> None:
+    store = Store(tmp_path / "models")
+    store.ensure()
+    bundled = ModelName.parse(BUNDLED_NAME)
+    manifest, raw = bundled_store.read_manifest(bundled)
+    for name in ("reg.example:5000/a/one:1", "reg.example:5000/b/target:old", "other.example/c/two:1"):
+        store.write_manifest(ModelName.parse(name), raw)
+    sources = mount_sources(store, ModelName.parse("REG.example:5000/b/target:new"))
+    assert set(sources) == manifest.digests()
+    assert set(sources.values()) == {"a/one"}  # not the target's own repository, not another host
+    assert mount_sources(store, ModelName.parse("elsewhere.example/b/target:1")) == {}
 
 
 async def test_pull_of_present_blobs_reports_each_complete_once(bundled_store: Store, pushed: ModelName) -> None:

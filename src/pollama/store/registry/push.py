@@ -1,12 +1,21 @@
 """``push``: blobs the registry lacks in sequential chunks, then the manifest (reference §8.3).
 
 Progress: ``retrieving manifest``; ``pushing <12 hex>`` with ``digest``/``total``/``completed``
-per blob (one completed message for a blob the registry already has, found with ``HEAD``);
-``pushing manifest``; ``success``. Each blob is uploaded with the distribution API — ``POST
-/blobs/uploads/``, one ``PATCH`` per part (``Content-Range: <start>-<end>``; a ``307`` sends the
-part to the redirect URL with ``PUT`` and no credentials), then ``PUT …?digest=`` — reading the
-file in 1 MiB blocks, so memory stays flat whatever the blob's size. The manifest goes last, so
-a registry never holds a manifest whose blobs are missing.
+per blob (one completed message for a blob the registry already has, found with ``HEAD``, or
+mounted from another repository of the same registry); ``pushing manifest``; ``success``. Each
+blob is uploaded with the distribution API — ``POST /blobs/uploads/``, one ``PATCH`` per part
+(``Content-Range: <start>-<end>``; a ``307`` sends the part to the redirect URL with ``PUT`` and
+no credentials), then ``PUT …?digest=`` — reading the file in 1 MiB blocks, so memory stays flat
+whatever the blob's size. The manifest goes last, so a registry never holds a manifest whose
+blobs are missing.
+
+**Cross-repository mount.** When another local model from the same registry (another repository,
+e.g. the one a model was pulled from before ``pollama cp`` renamed it) references a blob, the
+upload starts with ``POST /blobs/uploads/?mount=<digest>&from=<namespace/model>``: a registry that
+holds the blob there links it without a byte being sent (``201``); one that does not (or that
+does not let this client read the source) answers ``202`` with an ordinary upload session, and
+the blob is uploaded as usual. Ollama mounts only from a model's recorded base; any local
+manifest on the same host is a candidate here.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import httpx
 from pollama.errors import ModelNotFound, RegistryError
 from pollama.store.manifest import MANIFEST_MEDIA_TYPE, Layer
 from pollama.store.registry.client import NotFound, RegistryClient, user_agent
-from pollama.store.registry.download import plan_parts
+from pollama.store.registry.download import Part, plan_parts
 from pollama.store.store import Store
 from pollama.types.names import ModelName
 
@@ -60,13 +69,15 @@ async def push_model(
     except ModelNotFound:
         raise RegistryError("couldn't retrieve manifest") from None
     client = RegistryClient(name, insecure=insecure, http=http, base_url=base_url)
+    sources = mount_sources(store, name)
     try:
         seen: set[str] = set()
         for layer in manifest.all_layers():
             if layer.digest in seen:
                 continue
             seen.add(layer.digest)
-            async with aclosing(_push_blob(client, store, layer, part_size)) as blob_progress:
+            async with aclosing(_push_blob(client, store, layer, part_size,
+                                           sources.get(layer.digest))) as blob_progress:
                 async for p in blob_progress:
                     yield p
         yield {"status": "pushing manifest"}
@@ -83,8 +94,52 @@ async def push_model(
         await client.aclose()
 
 
+def mount_sources(store: Store, name: ModelName) -> dict[str, str]:
+    """For each blob, another repository (``namespace/model``) on ``name``'s registry whose local
+    manifest references it — where the registry may already hold it. The most recently written
+    manifest wins; the target repository itself is never a source."""
+    host = name.host.lower()
+    target = name.repository.lower()
+    found: dict[str, str] = {}
+    for entry in store.list():  # newest first
+        other = entry.name
+        if other.host.lower() != host or other.repository.lower() == target:
+            continue
+        for digest in entry.manifest.digests():
+            found.setdefault(digest, other.repository)
+    return found
+
+
+async def _start_upload(client: RegistryClient, digest: str, source: str | None) -> str | None:
+    """Open an upload session; None when the registry mounted the blob from ``source`` instead."""
+    what = f"pushing {digest[7:19]}"
+    if source is not None:
+        try:
+            start = await client.send("POST", _with_query(client.url("blobs/uploads/"),
+                                                          {"mount": digest, "from": source}))
+        except RegistryError:
+            start = None  # e.g. not allowed to read the source: upload it instead
+        if start is not None:
+            try:
+                if start.status_code == 201:
+                    return None
+                if start.status_code == 202:
+                    return _upload_location(start, client.base)
+            finally:
+                await start.aclose()
+    start = await client.send("POST", client.url("blobs/uploads/"))
+    try:
+        if start.status_code == 201:  # some registries link a blob they hold elsewhere
+            return None
+        await client.check(start, what)
+        return _upload_location(start, client.base)
+    finally:
+        await start.aclose()
+
+
 async def _push_blob(client: RegistryClient, store: Store, layer: Layer,
-                     part_size: Callable[[int], int] | None) -> AsyncGenerator[Progress, None]:
+                     part_size: Callable[[int], int] | None,
+                     source: str | None = None) -> AsyncGenerator[Progress, None]:
     digest, size = layer.digest, layer.size
     path = store.blob_path(digest)
     if not path.is_file():
@@ -97,15 +152,10 @@ async def _push_blob(client: RegistryClient, store: Store, layer: Layer,
     if head.status_code not in (404,) and head.status_code >= 400 and head.status_code != 401:
         raise RegistryError(f"pushing {digest[7:19]}: {head.status_code}")
     yield push_progress(digest, size, 0)
-    start = await client.send("POST", client.url("blobs/uploads/"))
-    try:
-        if start.status_code == 201:  # mounted from another repository
-            yield push_progress(digest, size, size)
-            return
-        await client.check(start, f"pushing {digest[7:19]}")
-        location = _upload_location(start, client.base)
-    finally:
-        await start.aclose()
+    location = await _start_upload(client, digest, source)
+    if location is None:  # mounted: the registry linked it without an upload
+        yield push_progress(digest, size, size)
+        return
     md5s: list[bytes] = []
     done = 0
     last = 0.0
@@ -113,8 +163,6 @@ async def _push_blob(client: RegistryClient, store: Store, layer: Layer,
     if part_size is not None:
         step = max(1, part_size(size))
         parts = []
-        from pollama.store.registry.download import Part
-
         for i, off in enumerate(range(0, size, step)):
             parts.append(Part(i, off, min(step, size - off)))
     with open(path, "rb") as f:
@@ -179,4 +227,4 @@ async def _reader(f: Any, offset: int, size: int, md5: Any) -> AsyncIterator[byt
         yield block
 
 
-__all__ = ["push_model", "NotFound"]
+__all__ = ["push_model", "mount_sources", "NotFound"]
