@@ -1,4 +1,4 @@
-"""Shared by the issue-5 benches: a temporary store with the bundled model and a real ``pollama serve``."""
+"""Shared by the benches: a temporary store with the bundled model and a real ``pollama serve``."""
 
 from __future__ import annotations
 
@@ -33,15 +33,18 @@ def runner_socket(models: Path) -> str:
 
 
 @contextmanager
-def serve(threads: int = 0) -> Iterator[tuple[httpx.Client, Path]]:
-    """Yield a client for a fresh server and its models directory (``threads``: per runner, 0 = all cores)."""
+def serve(threads: int | None = 0) -> Iterator[tuple[httpx.Client, Path, int]]:
+    """Yield a client for a fresh server, its models directory and the server's pid
+    (``threads``: per runner, 0 = all cores, None = pollama's own default)."""
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp) / "models"
         for _ in import_bundled(Store(models), ModelName.parse(MODEL), BUNDLED[MODEL]):
             pass
         port = free_port()
         env = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{port}", "OLLAMA_MODELS": str(models),
-               "PYTHONPATH": str(ROOT / "src"), "OLLAMA_NUM_THREADS": str(threads)}
+               "PYTHONPATH": str(ROOT / "src")}
+        if threads is not None:
+            env["OLLAMA_NUM_THREADS"] = str(threads)
         server = subprocess.Popen([sys.executable, "-m", "pollama", "serve"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
@@ -53,7 +56,7 @@ def serve(threads: int = 0) -> Iterator[tuple[httpx.Client, Path]]:
                 except httpx.TransportError:
                     time.sleep(0.1)
             with httpx.Client(base_url=base, timeout=600) as c:
-                yield c, models
+                yield c, models, server.pid
         finally:
             server.terminate()
             server.wait(20)

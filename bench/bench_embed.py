@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0, help="runner threads (0: all cores; 1 is faster on a busy machine)")
     args = ap.parse_args()
-    with serve(args.threads) as (pc, models):
+    with serve(args.threads) as (pc, models, _):
         pc.post("/api/embed", json={"model": MODEL, "input": texts(args.batch, -1)}).raise_for_status()
         with httpx.Client(base_url="http://runner", timeout=600,
                           transport=httpx.HTTPTransport(uds=runner_socket(models))) as rc:

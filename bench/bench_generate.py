@@ -23,34 +23,16 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT))
+from _serve import MODEL, runner_socket, serve
 
-from pollama.store.bundled import BUNDLED, import_bundled  # noqa: E402
-from pollama.store.store import Store  # noqa: E402
-from pollama.types.names import ModelName  # noqa: E402
-from tests.integration.conftest import free_port, runner_pids  # noqa: E402
-
-MODEL = "smollm2:135m"
 CHATML = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
 STOP = ["<|im_start|>", "<|im_end|>"]
 WORDS = "apple river stone cloud maple ember falcon quartz harbor violet meadow cobalt".split()
-
-
-def runner_socket(models: Path) -> str:
-    """The Unix socket the (one) runner serving ``models`` listens on."""
-    [pid] = runner_pids(models)
-    args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    return args[args.index(b"--socket") + 1].decode()
 
 
 def via_pollama(c: httpx.Client, prompt: str, n: int) -> tuple[float, float, int]:
@@ -101,63 +83,43 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--tokens", type=int, default=128)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        models = Path(tmp) / "models"
-        for _ in import_bundled(Store(models), ModelName.parse(MODEL), BUNDLED[MODEL]):
-            pass
-        port = free_port()
-        env = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{port}", "OLLAMA_MODELS": str(models),
-               "PYTHONPATH": str(ROOT / "src")}
-        server = subprocess.Popen([sys.executable, "-m", "pollama", "serve"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(100):
-                try:
-                    httpx.get(base, timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            pc = httpx.Client(base_url=base, timeout=300)
-            pc.post("/api/generate", json={"model": MODEL, "prompt": "warm up", "stream": False, "options": {"num_predict": 8}})
-            rc = httpx.Client(base_url="http://runner", timeout=300,
-                              transport=httpx.HTTPTransport(uds=runner_socket(models)))
-            results: dict[str, list[tuple[float, float, int]]] = {"pollama": [], "runner": []}
-            server_cpu = 0.0
-            for i in range(args.rounds):
-                prompts = [CHATML.format(f"{WORDS[i % len(WORDS)]} {i}{k}. Write a long story about a lighthouse keeper.")
-                           for k in ("a", "b")]
-                order = ["pollama", "runner"] if i % 2 == 0 else ["runner", "pollama"]
-                for path, prompt in zip(order, prompts):
-                    if path == "pollama":
-                        before = cpu_seconds(server.pid)
-                        results[path].append(via_pollama(pc, prompt, args.tokens))
-                        if i:
-                            server_cpu += cpu_seconds(server.pid) - before
-                    else:
-                        toks = rc.post("/tokenize", json={"content": prompt, "add_special": True, "parse_special": True}).json()["tokens"]
-                        results[path].append(via_runner(rc, toks, args.tokens))
-            summary = {}
-            for path, rows in results.items():
-                rows = rows[1:]  # the first round of each warms caches and allocators
-                rates = [(n - 1) / d for _, d, n in rows if d > 0 and n > 1]
-                summary[path] = (statistics.median(rates), statistics.median(t for t, _, _ in rows) * 1000)
-            pairs = [(p[2] - 1) / p[1] / ((r[2] - 1) / r[1])
-                     for p, r in zip(results["pollama"][1:], results["runner"][1:]) if p[1] > 0 and r[1] > 0]
-            ratio = statistics.median(pairs)
-            streamed = sum(n for _, _, n in results["pollama"][1:])
-            ttft_diff = summary["pollama"][1] - summary["runner"][1]
-            print(f"machine: {os.cpu_count()} CPUs, model {MODEL}, {args.tokens} tokens, {args.rounds} rounds")
-            print(f"{'path':<10} {'tokens/s (median)':>18} {'TTFT ms (median)':>18}")
-            for path, (rate, ttft) in summary.items():
-                print(f"{path:<10} {rate:>18.1f} {ttft:>18.1f}")
-            print(f"ratio pollama/runner tokens/s: {ratio:.3f}  (median of per-round ratios; "
-                  f"ratio of medians {summary['pollama'][0] / summary['runner'][0]:.3f}; target >= 0.95)")
-            print(f"TTFT overhead: {ttft_diff:+.1f} ms  (target <= 10 ms)")
-            print(f"pollama server CPU: {server_cpu / max(1, streamed) * 1000:.2f} ms per streamed token (runner excluded)")
-        finally:
-            server.terminate()
-            server.wait(20)
+    with serve(None) as (pc, models, server_pid):
+        pc.post("/api/generate", json={"model": MODEL, "prompt": "warm up", "stream": False, "options": {"num_predict": 8}})
+        rc = httpx.Client(base_url="http://runner", timeout=300,
+                          transport=httpx.HTTPTransport(uds=runner_socket(models)))
+        results: dict[str, list[tuple[float, float, int]]] = {"pollama": [], "runner": []}
+        server_cpu = 0.0
+        for i in range(args.rounds):
+            prompts = [CHATML.format(f"{WORDS[i % len(WORDS)]} {i}{k}. Write a long story about a lighthouse keeper.")
+                       for k in ("a", "b")]
+            order = ["pollama", "runner"] if i % 2 == 0 else ["runner", "pollama"]
+            for path, prompt in zip(order, prompts):
+                if path == "pollama":
+                    before = cpu_seconds(server_pid)
+                    results[path].append(via_pollama(pc, prompt, args.tokens))
+                    if i:
+                        server_cpu += cpu_seconds(server_pid) - before
+                else:
+                    toks = rc.post("/tokenize", json={"content": prompt, "add_special": True, "parse_special": True}).json()["tokens"]
+                    results[path].append(via_runner(rc, toks, args.tokens))
+        summary = {}
+        for path, rows in results.items():
+            rows = rows[1:]  # the first round of each warms caches and allocators
+            rates = [(n - 1) / d for _, d, n in rows if d > 0 and n > 1]
+            summary[path] = (statistics.median(rates), statistics.median(t for t, _, _ in rows) * 1000)
+        pairs = [(p[2] - 1) / p[1] / ((r[2] - 1) / r[1])
+                 for p, r in zip(results["pollama"][1:], results["runner"][1:]) if p[1] > 0 and r[1] > 0]
+        ratio = statistics.median(pairs)
+        streamed = sum(n for _, _, n in results["pollama"][1:])
+        ttft_diff = summary["pollama"][1] - summary["runner"][1]
+        print(f"machine: {os.cpu_count()} CPUs, model {MODEL}, {args.tokens} tokens, {args.rounds} rounds")
+        print(f"{'path':<10} {'tokens/s (median)':>18} {'TTFT ms (median)':>18}")
+        for path, (rate, ttft) in summary.items():
+            print(f"{path:<10} {rate:>18.1f} {ttft:>18.1f}")
+        print(f"ratio pollama/runner tokens/s: {ratio:.3f}  (median of per-round ratios; "
+              f"ratio of medians {summary['pollama'][0] / summary['runner'][0]:.3f}; target >= 0.95)")
+        print(f"TTFT overhead: {ttft_diff:+.1f} ms  (target <= 10 ms)")
+        print(f"pollama server CPU: {server_cpu / max(1, streamed) * 1000:.2f} ms per streamed token (runner excluded)")
 
 
 if __name__ == "__main__":

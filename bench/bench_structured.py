@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=96)
     ap.add_argument("--threads", type=int, default=0, help="runner threads (0: all cores; 1 is faster on a busy machine)")
     args = ap.parse_args()
-    with serve(args.threads) as (c, _):
+    with serve(args.threads) as (c, _, _):
         rates: dict[str, list[float]] = {"constrained": [], "free": []}
         for i in range(args.rounds + 1):
             order = ["constrained", "free"] if i % 2 == 0 else ["free", "constrained"]

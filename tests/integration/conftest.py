@@ -3,32 +3,26 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from pollama.store.bundled import BUNDLED, import_bundled
 from pollama.store.store import Store
+from pollama.testing.server import ServerStartError, free_port, terminate, wait_until_up
 from pollama.types.names import ModelName
 from tests.factories import add_model
 
 MODEL = "smollm2:135m"
 SHORT = "smollm2-short:135m"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def port_in_use(port: int) -> bool:
@@ -74,29 +68,17 @@ def start_server(models: Path, port: int, log: Path, **env: str) -> LiveServer:
     f = open(log, "wb")
     proc = subprocess.Popen([sys.executable, "-m", "pollama", "serve"], env=environ, stdout=f, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            f.close()
-            raise RuntimeError(f"pollama serve exited: {log.read_text()}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return LiveServer(url, port, models, proc, log, f)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    f.close()
-    raise RuntimeError(f"pollama serve did not come up in 90 s: {log.read_text()}")
+    try:
+        wait_until_up(url, 90, proc)
+    except ServerStartError as exc:
+        terminate(proc)
+        f.close()
+        raise RuntimeError(f"{exc}: {log.read_text()}") from None
+    return LiveServer(url, port, models, proc, log, f)
 
 
 def stop_server(server: LiveServer) -> None:
-    if server.proc.poll() is None:
-        server.proc.send_signal(signal.SIGTERM)
-        try:
-            server.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait()
+    terminate(server.proc)
     if server.log_file is not None:
         server.log_file.close()
 
