@@ -21,7 +21,9 @@ CHATML = (
 
 
 def write_tiny_gguf(path: Path, *, arch: str = "llama", ctx: int = 2048, chat_template: str | None = CHATML,
-                    extra: dict[str, Any] | None = None) -> Path:
+                    extra: dict[str, Any] | None = None, tensors: int = 1, block: str = "blk") -> Path:
+    """A small valid GGUF; ``tensors`` > 1 adds random ``<block>.N.weight`` tensors of assorted
+    types and sizes (so a file can be split, and a wrong byte would show)."""
     w = GGUFWriter(str(path), arch)
     w.add_context_length(ctx)
     w.add_embedding_length(8)
@@ -41,6 +43,10 @@ def write_tiny_gguf(path: Path, *, arch: str = "llama", ctx: int = 2048, chat_te
         else:
             w.add_string(k, str(v))
     w.add_tensor("token_embd.weight", np.zeros((5, 8), dtype=np.float16))
+    rng = np.random.default_rng(len(str(path)))
+    for i in range(tensors - 1):
+        dtype = (np.float32, np.float16)[i % 2]
+        w.add_tensor(f"{block}.{i}.weight", rng.standard_normal((i % 3 + 1, 7 + i)).astype(dtype))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -68,3 +74,30 @@ def add_model(store: Store, name: str, gguf: Path, *, template: str | None = Non
 
 def manifest_json(store: Store, name: str) -> dict[str, Any]:
     return json.loads(store.manifest_path(ModelName.parse(name)).read_bytes())
+
+
+def split_gguf(src: Path, out_dir: Path, prefix: str, shards: int) -> list[Path]:
+    """Cut ``src`` into ``shards`` files the way llama.cpp's tools do, with the ``gguf`` package's
+    own split writer (``<prefix>-00001-of-0000N.gguf`` …, ``split.*`` keys) — an independent
+    producer for the tests of pollama's merge."""
+    from gguf import GGUFReader, GGUFValueType
+
+    reader = GGUFReader(src)
+    per = -(-len(reader.tensors) // shards)
+    writer = GGUFWriter(out_dir / f"{prefix}.gguf", str(reader.get_field("general.architecture").contents()),
+                        split_max_tensors=per)
+    for f in reader.fields.values():
+        if f.name.startswith("GGUF.") or f.name in ("general.architecture", "general.alignment"):
+            continue
+        vtype = f.types[0]
+        sub = f.types[-1] if vtype == GGUFValueType.ARRAY else None
+        writer.add_key_value(f.name, f.contents(), vtype, sub_type=sub)
+    for t in reader.tensors:
+        writer.add_tensor(t.name, t.data, raw_shape=t.data.shape, raw_dtype=t.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    out = sorted(out_dir.glob(f"{prefix}-*-of-*.gguf"))
+    assert len(out) == shards, out
+    return out

@@ -15,9 +15,9 @@ from pollama.engine import Engine
 from pollama.envconfig import Settings
 from pollama.runner.fake import fake_factory
 from pollama.server.app import create_app
-from pollama.store.store import Store
+from pollama.store.store import Store, sha256_file
 from pollama.types.names import ModelName
-from tests.factories import write_tiny_gguf
+from tests.factories import split_gguf, write_tiny_gguf
 from tests.registry.servers import ServedApp
 
 # The CLI is a short-lived process that leaves its keep-alive connection for the OS to close;
@@ -83,3 +83,24 @@ def test_create_errors_are_clear(served: tuple[str, Store], tmp_path: Path) -> N
     notgguf.write_text("FROM ./script.sh\n")
     code, out = run(host, "create", "x", "-f", str(notgguf))
     assert code == 1 and "supplied file was not in GGUF format" in out
+
+
+def test_create_from_a_split_gguf_uploads_every_shard(served: tuple[str, Store], tmp_path: Path) -> None:
+    host, store = served
+    original = write_tiny_gguf(tmp_path / "whole.gguf", tensors=8)
+    work = tmp_path / "work"
+    work.mkdir()
+    paths = split_gguf(original, work, "tiny-Q8_0", 3)
+    # FROM the first shard stands for all three; FROM the folder of shards too.
+    (work / "Modelfile").write_text("FROM ./tiny-Q8_0-00001-of-00003.gguf\n")
+    code, out = run(host, "create", "split-a", "-f", str(work / "Modelfile"))
+    assert code == 0 and "merging 3 GGUF shards" in out and "success" in out, out
+    (tmp_path / "Modelfile.dir").write_text(f"FROM {work}\n")
+    code, out = run(host, "create", "split-b", "-f", str(tmp_path / "Modelfile.dir"))
+    assert code == 0, out
+    digest = sha256_file(original)
+    assert layers(store, "split-a") == layers(store, "split-b") == [("application/vnd.ollama.image.model", digest)]
+    # A missing shard is named before anything is uploaded.
+    paths[1].unlink()
+    code, out = run(host, "create", "split-c", "-f", str(work / "Modelfile"))
+    assert code == 1 and "split GGUF is incomplete, missing tiny-Q8_0-00002-of-00003.gguf" in out

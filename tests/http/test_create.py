@@ -13,7 +13,8 @@ import pytest
 from pollama.runner.fake import prompt_text
 from pollama.store.modelfile import parse_modelfile
 from pollama.store.store import Store
-from tests.factories import write_tiny_gguf
+from pollama.types.names import ModelName
+from tests.factories import split_gguf, write_tiny_gguf
 
 LLAMA2 = "[INST] {{ if .System }}<<SYS>>{{ .System }}<</SYS>> {{ end }}{{ .Prompt }} [/INST]"
 CHATML_GO = ("{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
@@ -203,3 +204,48 @@ async def test_show_modelfile_recreates_the_same_model(client: httpx.AsyncClient
         return sorted((layer.media_type, layer.digest) for layer in m.layers)
 
     assert layers("copy") == layers("orig")
+
+
+# ---- split GGUFs ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shards(tmp_path: Path) -> tuple[bytes, list[Path]]:
+    original = write_tiny_gguf(tmp_path / "whole.gguf", tensors=7)
+    d = tmp_path / "shards"
+    d.mkdir()
+    return original.read_bytes(), split_gguf(original, d, "tiny-Q8_0", 3)
+
+
+async def test_create_merges_a_split_gguf_from_its_shards(client: httpx.AsyncClient, tiny_store: Store,
+                                                          shards: tuple[bytes, list[Path]]) -> None:
+    original, paths = shards
+    files = {p.name: await upload(client, p.read_bytes()) for p in reversed(paths)}  # any order
+    r = await client.post("/api/create", json={"model": "merged", "files": files})
+    assert r.status_code == 200, r.text
+    statuses = [x["status"] for x in lines(r)]
+    assert statuses[:2] == ["parsing GGUF", "merging 3 GGUF shards"] and statuses[-1] == "success"
+    manifest, _ = tiny_store.read_manifest(ModelName.parse("merged"))
+    model = manifest.first("application/vnd.ollama.image.model")
+    assert model is not None and model.digest == digest_of(original)
+    assert tiny_store.blob_path(model.digest).read_bytes() == original
+    assert not any(tiny_store.has_blob(d) for d in files.values())  # the shards are not kept
+    show = (await client.post("/api/show", json={"model": "merged"})).json()
+    assert not any(k.startswith("split.") for k in show["model_info"])
+
+
+async def test_create_refuses_an_incomplete_or_mismatched_split(client: httpx.AsyncClient, tiny_store: Store,
+                                                                shards: tuple[bytes, list[Path]]) -> None:
+    _, paths = shards
+    digests = [await upload(client, p.read_bytes()) for p in paths]
+    r = await client.post("/api/create", json={"model": "half", "files": {paths[0].name: digests[0],
+                                                                          paths[2].name: digests[2]}})
+    assert r.status_code == 400
+    assert r.json() == {"error": "split GGUF tiny-Q8_0 is incomplete: missing tiny-Q8_0-00002-of-00003.gguf"}
+    swapped = {paths[0].name: digests[0], paths[1].name: digests[2], paths[2].name: digests[1]}
+    r = await client.post("/api/create", json={"model": "swapped", "files": swapped})
+    # Found while merging, after the stream has started: the stream ends with the error.
+    assert r.status_code == 200 and lines(r)[-1]["error"].startswith(
+        "tiny-Q8_0-00002-of-00003.gguf: its metadata says shard 3 of 3 (split.no 2, split.count 3)")
+    assert not tiny_store.has_model(ModelName.parse("half")) and not tiny_store.has_model(ModelName.parse("swapped"))
+    assert all(tiny_store.has_blob(d) for d in digests)  # a refused create removes nothing uploaded

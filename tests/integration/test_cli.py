@@ -9,9 +9,13 @@ import select
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from pollama.store.store import Store
+from pollama.types.names import ModelName
+from tests.factories import split_gguf
 from tests.integration.conftest import MODEL, SHORT, LiveServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -63,6 +67,24 @@ def test_unknown_model_and_no_server_errors(live: LiveServer) -> None:
     r = cli(None, "list")
     assert r.returncode == 1
     assert "could not connect to pollama server" in r.stderr and "run 'pollama serve' to start it" in r.stderr
+
+
+def test_create_from_the_bundled_model_split_in_three(live: LiveServer, tmp_path: Path) -> None:
+    """The real model, cut into three shards by llama.cpp's own GGUF writer: ``pollama create``
+    uploads them, the server merges them into the very file that was split, and it generates."""
+    store = Store(live.models)
+    bundled = store.read_manifest(ModelName.parse(MODEL))[0].first("application/vnd.ollama.image.model")
+    assert bundled is not None
+    paths = split_gguf(store.blob_path(bundled.digest), tmp_path, "SmolLM2-135M-Instruct-Q4_1", 3)
+    (tmp_path / "Modelfile").write_text(f"FROM ./{paths[0].name}\nPARAMETER num_predict 8\n")
+    r = cli(live, "create", "smollm2-split:135m", "-f", str(tmp_path / "Modelfile"))
+    assert r.returncode == 0 and "merging 3 GGUF shards" in r.stdout + r.stderr, r.stderr
+    merged = store.read_manifest(ModelName.parse("smollm2-split:135m"))[0].first("application/vnd.ollama.image.model")
+    assert merged is not None and merged.digest == bundled.digest  # byte for byte the file that was split
+    r = cli(live, "run", "smollm2-split:135m", "Say hello.")
+    assert r.returncode == 0 and r.stdout.strip()
+    assert cli(live, "rm", "smollm2-split:135m").returncode == 0
+    assert store.has_blob(bundled.digest)  # still the bundled model's
 
 
 def test_help_is_complete() -> None:

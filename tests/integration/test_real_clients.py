@@ -2,7 +2,6 @@
 
 No client-side workarounds: each library is used as its documentation shows, pointed at the live
 server. Generation is kept to a few tokens; the assertions are on what the libraries parse.
-(``ollama.create`` is not exercised: ``/api/create`` belongs to issue 3 and is not on this branch.)
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ import base64
 import json
 import struct
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -20,6 +20,8 @@ import pytest
 from langchain_ollama import ChatOllama, OllamaEmbeddings
 from pydantic import BaseModel
 
+from pollama.store.store import Store
+from pollama.types.names import ModelName
 from tests.integration.conftest import MODEL
 from tests.integration.test_compat_real import WEATHER, derive, TEMPLATES
 
@@ -102,6 +104,28 @@ def test_ollama_model_management(oc: ollama.Client) -> None:
     with pytest.raises(ollama.ResponseError) as e:
         oc.show("no-such-model")
     assert e.value.status_code == 404
+
+
+def test_ollama_create_from_a_model_and_from_an_uploaded_gguf(oc: ollama.Client, live: Any, tmp_path: Path) -> None:
+    statuses = [p.status for p in oc.create(model="pet-terse:1", from_=MODEL, system="Answer in one word.",
+                                            parameters={"num_predict": 4}, stream=True)]
+    assert statuses[-2:] == ["writing manifest", "success"]
+    info = oc.show("pet-terse:1")
+    assert "SYSTEM Answer in one word." in (info.modelfile or "") and "num_predict" in (info.parameters or "")
+    assert oc.generate(model="pet-terse:1", prompt="Colour of the sky?").eval_count <= 4
+    # The client's documented way to create from a file: upload it as a blob, name it in files.
+    store = Store(live.models)
+    weights = store.read_manifest(ModelName.parse(MODEL))[0].first("application/vnd.ollama.image.model")
+    assert weights is not None
+    digest = oc.create_blob(store.blob_path(weights.digest))
+    assert digest == weights.digest
+    assert oc.create(model="pet-file:1", files={"model.gguf": digest}).status == "success"
+    assert oc.show("pet-file:1").details.family == "llama"
+    for name in ("pet-terse:1", "pet-file:1"):
+        oc.delete(name)
+    with pytest.raises(ollama.ResponseError) as e:
+        oc.create(model="pet-bad:1", files={"model.gguf": "sha256:" + "0" * 64})
+    assert e.value.status_code == 404 and e.value.error == f'blob "sha256:{"0" * 64}" not found'
 
 
 # ---- openai ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ MODULES = [
     "pollama.store.registry.client",
     "pollama.store.registry.download",
     "pollama.store.registry.hf",
+    "pollama.store.gguf_split",
 ]
 
 

@@ -2,7 +2,8 @@
 
 ``create`` parses the Modelfile locally, resolves each FROM/ADAPTER: a path (relative to the
 Modelfile's directory, ``~`` expanded) must be a regular file, or a directory holding one model
-GGUF (plus an optional ``mmproj`` projector); it is hashed, uploaded with ``POST
+GGUF (plus an optional ``mmproj`` projector) — a split GGUF's first shard, or a directory of one
+split GGUF's shards, stands for every shard, and the server merges them; each file is hashed, uploaded with ``POST
 /api/blobs/<digest>`` unless ``HEAD`` says the server has it, and named in ``files``. Anything
 else is a model name (``from``) or a blob digest. Devices, FIFOs and other special files are
 refused, so ``FROM /dev/zero`` cannot hang the client or fill the server's disk.
@@ -21,6 +22,7 @@ from typing import Any
 import click
 
 from pollama.api.client import APIError, Client
+from pollama.store.gguf_split import shard_names, split_name
 
 _DIGEST = re.compile(r"^@?sha256[:-][0-9a-fA-F]{64}$")
 BLOCK = 1 << 20
@@ -47,16 +49,30 @@ def resolve_path(ref: str, base: Path) -> Path | None:
 
 
 def gguf_files(path: Path) -> list[Path]:
-    """The files a FROM path stands for: itself, or a directory's GGUFs (model first)."""
+    """The files a FROM path stands for: itself (with its sibling shards when it is the first of
+    a split GGUF), or a directory's GGUFs (model first; one model, or one split model's shards)."""
     if path.is_file():
-        return [path]
+        split = split_name(path.name)
+        return _shard_set(path.parent, split[0], split[2]) if split and split[1] == 1 else [path]
     found = sorted(p for p in path.iterdir() if p.suffix.lower() == ".gguf" and p.is_file())
     models = [p for p in found if not p.name.lower().startswith("mmproj")]
     projectors = [p for p in found if p.name.lower().startswith("mmproj")]
+    splits = {(s[0], s[2]) for p in models if (s := split_name(p.name))}
+    if len(splits) == 1 and all(split_name(p.name) for p in models):
+        [(prefix, count)] = splits
+        return _shard_set(path, prefix, count) + projectors[:1]
     if len(models) != 1:
         raise CreateError(f"{path}: expected one GGUF model file, found {len(models)} "
                           "(safetensors conversion is not supported)")
     return models + projectors[:1]
+
+
+def _shard_set(folder: Path, prefix: str, count: int) -> list[Path]:
+    paths = [folder / n for n in shard_names(prefix, count)]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise CreateError(f"{folder / prefix}: split GGUF is incomplete, missing {', '.join(missing)}")
+    return paths
 
 
 def sha256_file(path: Path) -> str:

@@ -2,7 +2,8 @@
 Modelfile's instructions (reference §2.8, §2.9).
 
 The new manifest is the base model's layers (each marked ``from`` the base) with the requested
-ones replaced: a GGUF from ``files`` replaces the model layer, ``template``/``system`` replace
+ones replaced: a GGUF from ``files`` replaces the model layer (the shards of a split GGUF, ``x-00001-of-0000N.gguf`` …,
+are merged into one model blob first, as Ollama does), ``template``/``system`` replace
 theirs (an empty system removes it), ``parameters`` merge over the base's (new keys win),
 non-empty ``messages`` replace the old ones, ``license`` appends. The config blob is rewritten
 from the GGUF. Statuses: ``parsing GGUF``, ``using existing layer sha256:…`` / ``creating new
@@ -19,11 +20,11 @@ Deliberate differences from Ollama, all refusals with a clear 400:
 
 from __future__ import annotations
 
-from contextlib import aclosing
-
+import asyncio
 import json
 import re
 import shutil
+from contextlib import aclosing
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
@@ -32,6 +33,7 @@ from pollama.api.types import CreateRequest
 from pollama.errors import BlobNotFound, InvalidModelName, InvalidOption, InvalidRequest, ModelNotFound
 from pollama.store import manifest as mt
 from pollama.store.gguf import GGUFInfo, human_number, read_gguf
+from pollama.store.gguf_split import merge_into_store, shard_names, split_name
 from pollama.store.manifest import Layer, Manifest
 from pollama.store.store import Store, normalize_digest
 from pollama.types.names import ModelName
@@ -87,6 +89,33 @@ def _file_digests(files: dict[str, Any] | None, store: Store) -> list[tuple[str,
             raise BlobNotFound(d)
         out.append((name, d))
     return out
+
+
+def _split_groups(files: list[tuple[str, str]]
+                  ) -> tuple[list[tuple[str, str]], list[tuple[str, list[str], list[str]]]]:
+    """Separate llama.cpp shard sets (``x-00001-of-00003.gguf`` …) from single files: each set
+    becomes ``("x.gguf", [digest of shard 1, …], [shard file names])``, checked complete; the
+    rest stay as they are."""
+    single: list[tuple[str, str]] = []
+    sets: dict[tuple[str, int], dict[int, str]] = {}
+    for fname, digest in files:
+        split = split_name(PurePosixPath(fname).name)
+        if split is None:
+            single.append((fname, digest))
+            continue
+        prefix, no, count = split
+        shards = sets.setdefault((str(PurePosixPath(fname).parent / prefix), count), {})
+        if no in shards or not 1 <= no <= count:
+            raise InvalidRequest(f"{fname}: shard {no} of {count} is given twice or out of range")
+        shards[no] = digest
+    groups = []
+    for (prefix, count), shards in sets.items():
+        missing = [shard_names(PurePosixPath(prefix).name, count)[i - 1] for i in range(1, count + 1) if i not in shards]
+        if missing:
+            raise InvalidRequest(f"split GGUF {PurePosixPath(prefix).name} is incomplete: missing {', '.join(missing)}")
+        base = PurePosixPath(prefix).name
+        groups.append((f"{base}.gguf", [shards[i] for i in range(1, count + 1)], shard_names(base, count)))
+    return single, groups
 
 
 def _gguf_of(store: Store, name: str, digest: str) -> GGUFInfo:
@@ -189,7 +218,7 @@ def validate(req: CreateRequest, store: Store) -> ModelName:
             raise InvalidRequest(f"invalid model name: {req.from_[:200]}") from None
     if req.adapters and len(req.adapters) > 1:
         raise InvalidRequest("only one adapter is currently supported")
-    _file_digests(req.files, store)
+    _split_groups(_file_digests(req.files, store))  # an incomplete split GGUF: 400 before streaming
     _file_digests(req.adapters, store)
     if req.template is not None:
         from pollama.templates.ollama import OllamaTemplate
@@ -235,12 +264,21 @@ async def create_model(store: Store, req: CreateRequest, name: ModelName, *, pru
     files = _file_digests(req.files, store)
     if files:
         yield {"status": "parsing GGUF"}
+        files, groups = _split_groups(files)
         new = []
         for fname, digest in files:
             info = _gguf_of(store, fname, digest)
             new.append(Layer(_layer_kind(info), digest, store.blob_size(digest), PurePosixPath(fname).name))
+        for fname, digests, labels in groups:
+            yield {"status": f"merging {len(digests)} GGUF shards"}
+            for label, digest in zip(labels, digests):
+                _gguf_of(store, label, digest)
+            merged = await asyncio.to_thread(merge_into_store, store, [store.blob_path(d) for d in digests],
+                                             None, labels)
+            store.prune_blobs(digests)  # merged: the uploaded shards would only double the disk used
+            new.append(Layer(mt.MT_MODEL, merged.digest, merged.size, fname))
         if sum(1 for layer in new if layer.media_type == mt.MT_MODEL) > 1:
-            raise InvalidRequest("only one GGUF model file is supported (split GGUFs are not)")
+            raise InvalidRequest("only one GGUF model file is supported (or one split GGUF's shards)")
         replaced = {layer.media_type for layer in new}
         layers = [layer for layer in layers if layer.media_type not in replaced] + new
     for fname, digest in _file_digests(req.adapters, store):

@@ -116,6 +116,26 @@ class GGUFInfo:
         return str(self.metadata.get("general.type", "model"))
 
 
+@dataclass(frozen=True)
+class TensorEntry:
+    """A tensor-table row as stored: ``offset`` is relative to the (aligned) data section."""
+
+    name: str
+    shape: tuple[int, ...]
+    ggml_type: int
+    offset: int
+
+
+@dataclass
+class GGUFLayout:
+    """Where things are in a GGUF file, for tools that rewrite one (merging split shards):
+    each key's ``[start, end)`` byte span, the tensor table, and where the table ends."""
+
+    kv_spans: list[tuple[str, int, int]] = field(default_factory=list)
+    entries: list[TensorEntry] = field(default_factory=list)
+    header_end: int = 0
+
+
 _BLOCK = 1 << 20
 
 
@@ -235,7 +255,8 @@ def is_gguf(path: str | Path) -> bool:
         return False
 
 
-def parse_gguf(f: BinaryIO, *, with_tensors: bool = True) -> GGUFInfo:
+def parse_gguf(f: BinaryIO, *, with_tensors: bool = True, layout: GGUFLayout | None = None) -> GGUFInfo:
+    """Parse from ``f``'s position; ``layout``, when given, is filled with byte positions."""
     r = _Reader(f, MAX_METADATA_BYTES)
     if r.take(4) != b"GGUF":
         raise GGUFError("supplied file was not in GGUF format")
@@ -247,8 +268,11 @@ def parse_gguf(f: BinaryIO, *, with_tensors: bool = True) -> GGUFInfo:
         raise GGUFError(f"invalid GGUF file: {n_kv} keys / {n_tensors} tensors exceeds limits")
     info = GGUFInfo(version=version)
     for _ in range(n_kv):
+        start = f.tell() if layout is not None else 0
         key = r.string()
         info.metadata[key] = r.value(r.u32())
+        if layout is not None:
+            layout.kv_spans.append((key, start, f.tell()))
     if not with_tensors:
         return info
     for _ in range(n_tensors):
@@ -258,8 +282,12 @@ def parse_gguf(f: BinaryIO, *, with_tensors: bool = True) -> GGUFInfo:
             raise GGUFError(f"invalid GGUF file: tensor {name!r} has {n_dims} dimensions")
         shape = tuple(r.u64() for _ in range(n_dims))
         ttype = r.u32()
-        r.u64()  # data offset
+        offset = r.u64()
         info.tensors.append(TensorInfo(name=name, shape=shape, type=GGML_TYPES.get(ttype, str(ttype))))
+        if layout is not None:
+            layout.entries.append(TensorEntry(name, shape, ttype, offset))
+    if layout is not None:
+        layout.header_end = f.tell()
     return info
 
 

@@ -7,12 +7,16 @@ Resolution, against ``HF_ENDPOINT`` (default ``https://huggingface.co``):
 2. The tag picks the file: a quant name matched case-insensitively against the quant in each
    GGUF file name (``Q4_K_M``, ``IQ4_XS``, ``F16`` …) or a full ``.gguf`` file name. ``latest``
    takes ``Q4_K_M`` when the repo has it, else the first of a preference list. An unknown quant
-   fails with the list of the quants the repo has. ``mmproj`` files and split shards are not
-   model candidates.
+   fails with the list of the quants the repo has. ``mmproj`` files are not model candidates.
+   A quant split by llama.cpp into ``<prefix>-00001-of-0000N.gguf`` … shards is chosen by its
+   first shard; every shard must be listed, each with its SHA-256.
 3. The file is downloaded from ``/{user}/{repo}/resolve/main/{path}`` with the same resumable,
    parallel, SHA-256-verified machinery as registry blobs (a redirect to the CDN is followed
    without the token). Optional ``template`` (Go template), ``system`` and ``params`` (JSON) files
    at the repo root become those layers, verified against their git blob ids.
+   Shards are downloaded and verified one by one like any blob, then merged into the single
+   model blob Ollama's layout expects (:mod:`pollama.store.gguf_split`) and deleted; the config
+   blob records their digests (``gguf_shards``), so pulling the same tag again downloads nothing.
 4. The manifest is written under ``manifests/hf.co/{user}/{repo}/{tag}``. The GGUF keeps its
    ``tokenizer.chat_template``, which renders prompts when the repo ships no Go template.
 
@@ -21,11 +25,11 @@ Resolution, against ``HF_ENDPOINT`` (default ``https://huggingface.co``):
 
 from __future__ import annotations
 
-from contextlib import aclosing
-
+import asyncio
 import hashlib
 import json
 import re
+from contextlib import aclosing
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +40,7 @@ import httpx
 from pollama.errors import RegistryError
 from pollama.store import manifest as mt
 from pollama.store.gguf import human_number, read_gguf
+from pollama.store.gguf_split import merge_into_store, shard_names, split_name
 from pollama.store.manifest import Layer, Manifest
 from pollama.store.registry.client import NotFound, RegistryClient, read_bounded
 from pollama.store.registry.download import BlobDownload
@@ -50,7 +55,6 @@ MAX_EXTRA_FILE = 1 << 20
 PREFERRED = ("Q4_K_M", "Q4_K_S", "Q4_0", "Q5_K_M", "Q5_K_S", "Q4_1", "Q5_0", "IQ4_XS", "IQ4_NL",
              "Q6_K", "Q8_0", "Q3_K_M", "Q3_K_L", "Q3_K_S", "Q2_K", "BF16", "F16", "F32")
 _QUANT = re.compile(r"(?:(?<=[-._])|^)(I?Q[0-9](?:_[0-9A-Z]{1,3})*|BF16|F16|F32|TQ[12]_0|MXFP4)(?=[-.]|$)", re.I)
-_SHARD = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.I)
 
 
 def is_hf_name(name: ModelName) -> bool:
@@ -66,7 +70,8 @@ def quant_of(filename: str) -> str | None:
     ('F16', 'Q8_0', None)
     """
     stem = filename.rsplit("/", 1)[-1]
-    stem = _SHARD.sub("", stem)
+    split = split_name(stem)
+    stem = f"{split[0]}.gguf" if split else stem
     if stem.lower().endswith(".gguf"):
         stem = stem[:-5]
     found = _QUANT.findall(stem)
@@ -95,8 +100,8 @@ def choose_gguf(files: list[RepoFile], tag: str, repo: str) -> RepoFile:
     for f in sorted(ggufs, key=lambda f: f.path):
         q = quant_of(f.path)
         if q and q not in by_quant:
-            m = _SHARD.search(f.path)
-            if m is None or int(m.group(1)) == 1:
+            split = split_name(f.path.rsplit("/", 1)[-1])
+            if split is None or split[1] == 1:
                 by_quant[q] = f
     if t == "latest":
         for q in PREFERRED:
@@ -114,11 +119,29 @@ def choose_gguf(files: list[RepoFile], tag: str, repo: str) -> RepoFile:
 
 
 def _single(f: RepoFile) -> RepoFile:
-    if _SHARD.search(f.path):
-        raise RegistryError(f"{f.path} is split into several files; split GGUFs are not supported")
     if not f.sha256:
         raise RegistryError(f"{f.path} has no SHA-256 in the Hub's metadata; cannot verify it")
     return f
+
+
+def shards_of(files: list[RepoFile], chosen: RepoFile, repo: str) -> list[RepoFile]:
+    """``chosen`` alone, or — when it is a shard — the whole set, first to last."""
+    folder, _, base = chosen.path.rpartition("/")
+    split = split_name(base)
+    if split is None:
+        return [chosen]
+    prefix, no, count = split
+    if no != 1:
+        raise RegistryError(f"{chosen.path} is shard {no} of {count}; name the quant or the first shard")
+    by_path = {f.path: f for f in files}
+    out = []
+    for fname in shard_names(prefix, count):
+        path = f"{folder}/{fname}" if folder else fname
+        if path not in by_path:
+            raise RegistryError(f"pull model manifest: {repo} lists {chosen.path} but not {path}; "
+                                f"the split GGUF is incomplete")
+        out.append(_single(by_path[path]))
+    return out
 
 
 async def list_files(client: RegistryClient, endpoint: str, repo: str) -> list[RepoFile]:
@@ -193,6 +216,20 @@ async def _small_file(client: RegistryClient, endpoint: str, repo: str, f: RepoF
     return data
 
 
+def _merged_before(store: Store, name: ModelName, shard_digests: list[str]) -> Layer | None:
+    """The model layer a previous pull of ``name`` merged from exactly these shards, if it is
+    still in the store (so a second pull of a split model downloads nothing)."""
+    try:
+        manifest, _ = store.read_manifest(name)
+        config = json.loads(store.read_blob(manifest.config.digest))
+    except Exception:  # absent or unreadable: merge afresh
+        return None
+    model = manifest.first(mt.MT_MODEL)
+    if config.get("gguf_shards") != shard_digests or model is None or not store.has_blob(model.digest):
+        return None
+    return Layer(mt.MT_MODEL, model.digest, model.size)
+
+
 async def pull_hf(
     store: Store, name: ModelName, *, endpoint: str, token: str = "", prune: bool = True,
     http: httpx.AsyncClient | None = None, on_download: Callable[[BlobDownload], None] | None = None,
@@ -207,14 +244,31 @@ async def pull_hf(
         yield {"status": "pulling manifest"}
         files = await list_files(client, endpoint, repo)
         chosen = choose_gguf(files, name.tag, f"{name.host}/{repo}")
-        model_layer = Layer(mt.MT_MODEL, f"sha256:{chosen.sha256}", chosen.size)
+        shards = shards_of(files, chosen, f"{name.host}/{repo}")
+        shard_layers = [Layer(mt.MT_MODEL, f"sha256:{f.sha256}", f.size) for f in shards]
+        paths = {layer.digest: f.path for layer, f in zip(shard_layers, shards)}
+        shard_digests = [layer.digest for layer in shard_layers] if len(shards) > 1 else None
+        model_layer = _merged_before(store, name, shard_digests) if shard_digests else shard_layers[0]
 
         async def fetcher(layer: Layer) -> Any:
-            return await resolve_source(client, resolve_url(endpoint, repo, chosen.path), f"pulling {chosen.path}")
+            path = paths[layer.digest]
+            return await resolve_source(client, resolve_url(endpoint, repo, path), f"pulling {path}")
 
-        async with aclosing(download_layers(store, [model_layer], fetcher, on_download)) as layers_progress:
-            async for p in layers_progress:
-                yield p
+        if model_layer is None:
+            async with aclosing(download_layers(store, shard_layers, fetcher, on_download)) as layers_progress:
+                async for p in layers_progress:
+                    yield p
+            yield {"status": f"merging {len(shards)} GGUF shards"}
+            try:
+                model_layer = await asyncio.to_thread(merge_into_store, store,
+                                                      [store.blob_path(x.digest) for x in shard_layers],
+                                                      None, [f.path for f in shards])
+            finally:  # merged or not mergeable: the shards are not kept (they are the model's size)
+                store.prune_blobs([x.digest for x in shard_layers])
+        else:
+            async with aclosing(download_layers(store, [model_layer], fetcher, on_download)) as layers_progress:
+                async for p in layers_progress:
+                    yield p
         layers = [model_layer]
         extras = {f.path: f for f in files}
         for fname, media in (("template", mt.MT_TEMPLATE), ("system", mt.MT_SYSTEM), ("params", mt.MT_PARAMS)):
@@ -236,6 +290,8 @@ async def pull_hf(
             "architecture": "amd64", "os": "linux",
             "rootfs": {"type": "layers", "diff_ids": [layer.digest for layer in layers]},
         }
+        if shard_digests:
+            config["gguf_shards"] = shard_digests
         cfg = store.write_blob_json(config, mt.CONFIG_MEDIA_TYPE)
         yield {"status": f"pulling {cfg.digest[7:19]}", "digest": cfg.digest, "total": cfg.size,
                "completed": cfg.size}
