@@ -107,10 +107,10 @@ def read_shard(path: Path, sizes: dict[int, tuple[int, int]] | None = None, labe
         raise GGUFError(f"invalid GGUF file: {label} has general.alignment {alignment!r}")
     data_start = _pad(layout.header_end, alignment)
     nbytes = []
-    for e in layout.entries:
-        n = tensor_nbytes(e, sizes)
-        if e.offset % alignment or data_start + e.offset + n > file_size:
-            raise GGUFError(f"invalid GGUF file: {label} is truncated or tensor {e.name!r} lies outside it")
+    for t in layout.entries:
+        n = tensor_nbytes(t, sizes)
+        if t.offset % alignment or data_start + t.offset + n > file_size:
+            raise GGUFError(f"invalid GGUF file: {label} is truncated or tensor {t.name!r} lies outside it")
         nbytes.append(n)
     return Shard(path, label, info, layout, alignment, data_start, nbytes)
 
