@@ -101,3 +101,30 @@ def split_gguf(src: Path, out_dir: Path, prefix: str, shards: int) -> list[Path]
     out = sorted(out_dir.glob(f"{prefix}-*-of-*.gguf"))
     assert len(out) == shards, out
     return out
+
+
+def dequantized_gguf(src: Path, dst: Path) -> Path:
+    """``src`` with every quantized tensor expanded to F16 (1-D tensors to F32), with the ``gguf``
+    package's own dequantizers — an F16 model to quantize, where only quantized ones are bundled."""
+    from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType
+    from gguf.quants import dequantize
+
+    reader = GGUFReader(src)
+    writer = GGUFWriter(dst, str(reader.get_field("general.architecture").contents()))
+    for f in reader.fields.values():
+        if f.name.startswith("GGUF.") or f.name in ("general.architecture", "general.alignment", "general.file_type"):
+            continue
+        vtype = f.types[0]
+        writer.add_key_value(f.name, f.contents(), vtype, sub_type=f.types[-1] if vtype == GGUFValueType.ARRAY else None)
+    writer.add_file_type(1)  # F16
+    for t in reader.tensors:
+        data = dequantize(t.data, t.tensor_type)
+        if t.tensor_type in (GGMLQuantizationType.F32, GGMLQuantizationType.F16) and len(t.shape) == 1:
+            writer.add_tensor(t.name, data.astype(np.float32))
+        else:
+            writer.add_tensor(t.name, data.astype(np.float32 if data.ndim == 1 else np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return dst

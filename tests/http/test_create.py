@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+from gguf import GGUFReader, GGUFWriter
+from gguf.quants import dequantize
 
 from pollama.runner.fake import prompt_text
 from pollama.store.modelfile import parse_modelfile
@@ -140,7 +144,8 @@ async def test_create_from_existing_model_overrides_and_merges(client: httpx.Asy
     ({"model": "x"}, 400, "neither 'from' or 'files' was specified"),
     ({"model": "../x", "from": "tiny"}, 400, "invalid model name"),
     ({"from": "tiny"}, 400, "model is required"),
-    ({"model": "x", "from": "tiny", "quantize": "q4_K_M"}, 400, None),
+    ({"model": "x", "from": "tiny", "quantize": "q3_K_S"}, 400,
+     "unsupported quantization type q3_K_S - supported types are F32, F16, Q4_K_S, Q4_K_M, Q8_0"),
     ({"model": "x", "files": {"../m.gguf": "sha256:" + "a" * 64}}, 400, "file path must be relative"),
     ({"model": "x", "files": {"/etc/m.gguf": "sha256:" + "a" * 64}}, 400, "file path must be relative"),
     ({"model": "x", "files": {"m.gguf": ""}}, 400, "invalid digest format"),
@@ -164,9 +169,74 @@ async def test_create_refusals(client: httpx.AsyncClient, body: dict[str, Any], 
     assert "x:latest" not in [m["name"] for m in (await client.get("/api/tags")).json()["models"]]
 
 
-async def test_quantize_refusal_is_clear(client: httpx.AsyncClient) -> None:
-    r = await client.post("/api/create", json={"model": "x", "from": "tiny", "quantize": "q4_K_M"})
-    assert "does not quantize" in r.json()["error"]
+def float_model(path: Path, file_type: int = 1) -> Path:
+    """A small F16 llama-shaped GGUF whose rows are whole 256-element blocks (so Q4_K applies)."""
+    rng = np.random.default_rng(7)
+    w = GGUFWriter(str(path), "llama")
+    w.add_block_count(8)
+    w.add_context_length(512)
+    w.add_embedding_length(256)
+    w.add_file_type(file_type)
+    w.add_tensor("token_embd.weight", rng.standard_normal((6, 256)).astype(np.float16))
+    for i in range(8):
+        w.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(256, dtype=np.float32))
+        w.add_tensor(f"blk.{i}.attn_v.weight", rng.standard_normal((2, 256)).astype(np.float16))
+        w.add_tensor(f"blk.{i}.ffn_down.weight", rng.standard_normal((2, 512)).astype(np.float16))
+    w.add_tensor("output_norm.weight", np.ones(256, dtype=np.float32))
+    w.add_tensor("output.weight", rng.standard_normal((6, 256)).astype(np.float16))
+    w.add_tensor("odd.weight", rng.standard_normal((2, 96)).astype(np.float16))  # rows of 96: no Q4_K
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+async def test_quantize_to_q4_k_m_with_ollamas_per_tensor_choices(client: httpx.AsyncClient, tiny_store: Store,
+                                                                  tmp_path: Path) -> None:
+    src = float_model(tmp_path / "f16.gguf")
+    d = await upload(client, src.read_bytes())
+    r = await client.post("/api/create", json={"model": "q", "files": {"f16.gguf": d}, "quantize": "q4_K_M"})
+    out = lines(r)
+    progress = [x for x in out if x["status"] == "quantizing F16 model to Q4_K_M"]
+    assert progress and progress[-1]["completed"] == progress[-1]["total"] == len(src.read_bytes())
+    assert progress[0]["digest"] == "0000000000000000000" and out[-1] == {"status": "success"}
+    show = (await client.post("/api/show", json={"model": "q"})).json()
+    assert show["details"]["quantization_level"] == "Q4_K_M"
+    manifest, _ = tiny_store.read_manifest(ModelName.parse("q"))
+    model = manifest.first("application/vnd.ollama.image.model")
+    assert model is not None and model.digest != d and model.size < 0.6 * len(src.read_bytes())
+    q, orig = GGUFReader(tiny_store.blob_path(model.digest)), GGUFReader(src)
+    types = {t.name: t.tensor_type.name for t in q.tensors}
+    # Q4_K_M: Q6_K for attn_v/ffn_down in the first and last eighth and every third layer between
+    # (layers 0, 3, 6, 7 of 8), Q6_K for the output; norms stay F32; 96-wide rows fall back to Q5_0.
+    assert [types[f"blk.{i}.attn_v.weight"] for i in range(8)] == ["Q6_K", "Q4_K", "Q4_K", "Q6_K", "Q4_K", "Q4_K",
+                                                                   "Q6_K", "Q6_K"]
+    assert [types[f"blk.{i}.ffn_down.weight"] for i in range(8)] == [types[f"blk.{i}.attn_v.weight"] for i in range(8)]
+    assert types["output.weight"] == "Q6_K" and types["token_embd.weight"] == "Q4_K"
+    assert types["output_norm.weight"] == types["blk.0.attn_norm.weight"] == "F32" and types["odd.weight"] == "Q5_0"
+    # The blocks are llama.cpp's: gguf's own dequantizers read them back close to the source.
+    for t, s in zip(q.tensors, orig.tensors):
+        back = dequantize(t.data, t.tensor_type).reshape(-1)
+        ref = np.asarray(s.data, dtype=np.float32).reshape(-1)
+        assert np.sqrt(np.mean((back - ref) ** 2)) < 0.12 * (np.std(ref) or 1), t.name
+
+
+async def test_quantize_refusals_and_no_ops(client: httpx.AsyncClient, tiny_store: Store, tmp_path: Path) -> None:
+    quantized = await upload(client, float_model(tmp_path / "q.gguf", file_type=15).read_bytes())
+    r = await client.post("/api/create", json={"model": "x", "files": {"q.gguf": quantized}, "quantize": "q8_0"})
+    assert lines(r)[-1] == {"error": "quantization is only supported for F16, BF16 and F32 models"}
+    assert not tiny_store.has_model(ModelName.parse("x"))
+    assert not list(tiny_store.blobs.glob(".tmp-*"))
+    cut = await upload(client, float_model(tmp_path / "cut.gguf").read_bytes()[:-600])  # truncated tensor data
+    r = await client.post("/api/create", json={"model": "x", "files": {"cut.gguf": cut}, "quantize": "q4_K_M"})
+    assert re.fullmatch(r"quantizing to Q4_K_M failed: invalid GGUF file: sha256-[0-9a-f]{64} is truncated or "
+                        r"tensor '[a-z_.]+' lies outside it", lines(r)[-1]["error"])
+    assert not tiny_store.has_model(ModelName.parse("x")) and not list(tiny_store.blobs.glob(".tmp-*"))
+    f16 = await upload(client, float_model(tmp_path / "f.gguf").read_bytes())
+    r = await client.post("/api/create", json={"model": "same", "files": {"f.gguf": f16}, "quantize": "F16"})
+    assert not any(x["status"].startswith("quantizing") for x in lines(r) if "status" in x)
+    assert tiny_store.read_manifest(ModelName.parse("same"))[0].layers[0].digest == f16  # already F16: untouched
 
 
 async def test_create_rejects_a_file_that_is_not_gguf(client: httpx.AsyncClient) -> None:

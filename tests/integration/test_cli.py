@@ -15,7 +15,7 @@ import pytest
 
 from pollama.store.store import Store
 from pollama.types.names import ModelName
-from tests.factories import split_gguf
+from tests.factories import dequantized_gguf, split_gguf
 from tests.integration.conftest import MODEL, SHORT, LiveServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -85,6 +85,26 @@ def test_create_from_the_bundled_model_split_in_three(live: LiveServer, tmp_path
     assert r.returncode == 0 and r.stdout.strip()
     assert cli(live, "rm", "smollm2-split:135m").returncode == 0
     assert store.has_blob(bundled.digest)  # still the bundled model's
+
+
+def test_create_quantizes_an_f16_model_with_llama_cpps_quantizers(live: LiveServer, tmp_path: Path) -> None:
+    """The bundled model expanded to F16, then ``pollama create -q q8_0``: a smaller model that
+    the real runner loads and that answers."""
+    store = Store(live.models)
+    bundled = store.read_manifest(ModelName.parse(MODEL))[0].first("application/vnd.ollama.image.model")
+    assert bundled is not None
+    f16 = dequantized_gguf(store.blob_path(bundled.digest), tmp_path / "SmolLM2-135M-F16.gguf")
+    (tmp_path / "Modelfile").write_text("FROM ./SmolLM2-135M-F16.gguf\nPARAMETER num_predict 12\n")
+    r = cli(live, "create", "smollm2-q8:135m", "-q", "q8_0", "-f", str(tmp_path / "Modelfile"), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "quantizing F16 model to Q8_0" in r.stdout + r.stderr
+    show = cli(live, "show", "smollm2-q8:135m").stdout
+    assert re.search(r"quantization\s+Q8_0", show), show
+    merged = store.read_manifest(ModelName.parse("smollm2-q8:135m"))[0].first("application/vnd.ollama.image.model")
+    assert merged is not None and merged.size < 0.6 * f16.stat().st_size
+    r = cli(live, "run", "smollm2-q8:135m", "List three colors.")
+    assert r.returncode == 0 and len(r.stdout.split()) >= 3, r.stdout
+    assert cli(live, "rm", "smollm2-q8:135m").returncode == 0
 
 
 def test_help_is_complete() -> None:

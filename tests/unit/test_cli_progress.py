@@ -43,3 +43,11 @@ def test_a_terminal_gets_bars() -> None:
     out = io.StringIO()
     show_progress(iter(pull_events()), Console(file=out, force_terminal=True, width=120))
     assert "━" in out.getvalue() and "success" in out.getvalue()
+
+
+def test_long_statuses_stay_on_one_line_in_a_log() -> None:
+    digest = "sha256:" + "c" * 64
+    out = io.StringIO()
+    show_progress(iter([{"status": f"creating new layer {digest}"}, {"status": "success"}]),
+                  Console(file=out, force_terminal=False, width=80))
+    assert out.getvalue().splitlines() == [f"creating new layer {digest}", "success"]  # greppable, not folded

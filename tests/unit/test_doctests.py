@@ -17,6 +17,8 @@ MODULES = [
     "pollama.store.registry.download",
     "pollama.store.registry.hf",
     "pollama.store.gguf_split",
+    "pollama.store.gguf_write",
+    "pollama.store.quantize",
 ]
 
 

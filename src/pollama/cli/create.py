@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -89,14 +90,22 @@ def upload(c: Client, path: Path) -> str:
         return digest
     size = path.stat().st_size
 
+    terminal = sys.stderr.isatty()
+
     def body() -> Iterator[bytes]:
-        sent = 0
+        sent, shown = 0, -1
         with open(path, "rb") as f:
             while block := f.read(BLOCK):
                 sent += len(block)
-                click.echo(f"\rcopying file {digest} {100 * sent // max(size, 1)}%", nl=False, err=True)
+                pct = 100 * sent // max(size, 1)
+                if terminal:  # one line, redrawn
+                    click.echo(f"\rcopying file {digest} {pct}%", nl=False, err=True)
+                elif pct // 25 > shown:  # a log: a line at each quarter
+                    shown = pct // 25
+                    click.echo(f"copying file {digest} {25 * shown}%", err=True)
                 yield block
-        click.echo("", err=True)
+        if terminal:
+            click.echo("", err=True)
 
     r = c.http.post(f"/api/blobs/{digest}", content=body(), headers={"Content-Length": str(size)},
                     timeout=None)
@@ -138,7 +147,7 @@ def register(cli: click.Group) -> None:
     @cli.command(context_settings={"help_option_names": ["-h", "--help"]})
     @click.argument("model")
     @click.option("-f", "--file", "file", type=click.Path(dir_okay=False), help='Name of the Modelfile (default "Modelfile")')
-    @click.option("-q", "--quantize", help="Quantize model to this level (e.g. q4_K_M)")
+    @click.option("-q", "--quantize", help="Quantize an F32/F16/BF16 model: q4_K_M, q4_K_S, q8_0 (or convert: f16, f32, bf16)")
     def create(model: str, file: str | None, quantize: str | None) -> None:
         """Create a model from a Modelfile."""
         from pollama.cli.progress import show_progress

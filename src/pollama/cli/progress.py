@@ -60,8 +60,8 @@ def _plain(events: Iterator[dict[str, Any]], console: Console) -> None:
             q = 4 * done // total
             if quarter.get(digest, -1) < q:
                 quarter[digest] = q
-                console.print(f"{status}: {25 * q:3d}% of {decimal(total)}", highlight=False)
+                console.print(f"{status}: {25 * q:3d}% of {decimal(total)}", highlight=False, soft_wrap=True)
             continue
         if status and status != last_status:
-            console.print(status, highlight=False)
+            console.print(status, highlight=False, soft_wrap=True)  # a log line is never folded
             last_status = status

@@ -2,16 +2,18 @@
 Modelfile's instructions (reference §2.8, §2.9).
 
 The new manifest is the base model's layers (each marked ``from`` the base) with the requested
-ones replaced: a GGUF from ``files`` replaces the model layer (the shards of a split GGUF, ``x-00001-of-0000N.gguf`` …,
-are merged into one model blob first, as Ollama does), ``template``/``system`` replace
-theirs (an empty system removes it), ``parameters`` merge over the base's (new keys win),
+ones replaced: a GGUF from ``files`` replaces the model layer (the shards of a split GGUF,
+``x-00001-of-0000N.gguf`` …, are merged into one model blob first, as Ollama does),
+``template``/``system`` replace theirs (an empty system removes it), ``parameters`` merge over the base's (new keys win),
 non-empty ``messages`` replace the old ones, ``license`` appends. The config blob is rewritten
 from the GGUF. Statuses: ``parsing GGUF``, ``using existing layer sha256:…`` / ``creating new
-layer sha256:…``, ``writing manifest``, ``success``.
+layer sha256:…``, ``writing manifest``, ``success``. ``quantize`` (``F32``, ``F16``, ``BF16``,
+``Q8_0``, ``Q4_K_S``, ``Q4_K_M``, as Ollama) rewrites an F32/F16/BF16 model layer with
+llama.cpp's quantizers (:mod:`pollama.store.quantize`) in a child process, streaming
+``quantizing F16 model to Q4_K_M`` with ``total``/``completed``.
 
 Deliberate differences from Ollama, all refusals with a clear 400:
 
-* ``quantize`` — pollama does not quantize; create from a GGUF that already has the quant.
 * a Go template is not auto-detected from a GGUF's Jinja template: with no TEMPLATE the model's
   own Jinja chat template renders prompts (Ollama ≥ 0.30 does the same at inference time).
 * the legacy ``modelfile`` field is accepted, but its FROM/ADAPTER must name a model or a blob
@@ -22,11 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
+import sys
+import tempfile
 from contextlib import aclosing
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from pathlib import PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from pollama.api.types import CreateRequest
@@ -34,6 +39,7 @@ from pollama.errors import BlobNotFound, InvalidModelName, InvalidOption, Invali
 from pollama.store import manifest as mt
 from pollama.store.gguf import GGUFInfo, human_number, read_gguf
 from pollama.store.gguf_split import merge_into_store, shard_names, split_name
+from pollama.store.quantize import check_source, parse_target
 from pollama.store.manifest import Layer, Manifest
 from pollama.store.store import Store, normalize_digest
 from pollama.types.names import ModelName
@@ -205,9 +211,7 @@ def validate(req: CreateRequest, store: Store) -> ModelName:
         raise InvalidRequest("invalid model name") from None
     quant = req.quantize or req.quantization
     if quant:
-        raise InvalidRequest(
-            f'quantize "{quant}" is not supported: pollama does not quantize models; create the '
-            "model from a GGUF file that is already quantized (for example with llama.cpp's llama-quantize)")
+        parse_target(quant)  # an unsupported type: Ollama's 400 before streaming
     apply_legacy_modelfile(req)
     if not req.from_ and not req.files:
         raise InvalidRequest("neither 'from' or 'files' was specified")
@@ -312,6 +316,17 @@ async def create_model(store: Store, req: CreateRequest, name: ModelName, *, pru
     if model_layer is None:
         raise InvalidRequest("no model layer: create from a model or a GGUF file")
     info = read_gguf(store.blob_path(model_layer.digest))
+    quant = req.quantize or req.quantization
+    if quant and info.file_type != parse_target(quant):
+        check_source(info)
+        target = parse_target(quant)
+        quantized: list[Layer] = []
+        async with aclosing(_quantize(store, model_layer, info.file_type, target, quantized.append)) as steps:
+            async for p in steps:
+                yield p
+        layers = [quantized[0] if x is model_layer else x for x in layers]
+        model_layer = quantized[0]
+        info = read_gguf(store.blob_path(model_layer.digest))
     config = {k: v for k, v in base_config.items() if k in ("capabilities", "context_length", "embedding_length")}
     config.update({
         "model_format": "gguf", "model_family": info.architecture, "model_families": [info.architecture],
@@ -333,3 +348,39 @@ async def create_model(store: Store, req: CreateRequest, name: ModelName, *, pru
     if prune and unused:
         store.prune_blobs(unused)
     yield {"status": "success"}
+
+
+async def _quantize(store: Store, layer: Layer, source_type: str, target: str,
+                    done: Callable[[Layer], None]) -> AsyncGenerator[Progress, None]:
+    """Quantize ``layer``'s GGUF in a child process (``python -m pollama.store.quantize``: a fault
+    in the C quantizer cannot take the server down), streaming Ollama's progress; ``done`` gets
+    the new model layer. A client that goes away stops the child and leaves nothing behind."""
+    status = f"quantizing {source_type} model to {target}"
+    store.ensure()
+    fd, tmp_name = tempfile.mkstemp(dir=store.blobs, prefix=".tmp-quantize-")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pollama.store.quantize", str(store.blob_path(layer.digest)), str(tmp), target,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        errors = asyncio.ensure_future(proc.stderr.read())
+        yield {"status": status, "digest": "0" * 19, "total": layer.size, "completed": 0}
+        async for line in proc.stdout:
+            try:
+                p = json.loads(line)
+                completed = int(layer.size * p["completed"] / max(1, p["total"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+            yield {"status": status, "digest": "0" * 19, "total": layer.size, "completed": completed}
+        code = await proc.wait()
+        err = (await errors).decode(errors="replace").strip()
+        if code != 0:
+            raise InvalidRequest(f"quantizing to {target} failed: {err.splitlines()[-1] if err else f'exit status {code}'}")
+        done(Layer(mt.MT_MODEL, *store.adopt_file(tmp)))
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        tmp.unlink(missing_ok=True)

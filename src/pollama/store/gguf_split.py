@@ -19,20 +19,19 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pollama.errors import GGUFError
 from pollama.store.gguf import MAX_TENSORS, GGUFInfo, GGUFLayout, TensorEntry, parse_gguf
+from pollama.store.gguf_write import copy_data, header, pad
 from pollama.store.manifest import MT_MODEL, Layer
 from pollama.store.store import Store
 
 SPLIT_KEYS = ("split.no", "split.count", "split.tensors.count")
 MAX_SHARDS = 1024
 _NAME = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.I)
-_COPY_BLOCK = 1 << 20
 
 
 def split_name(name: str) -> tuple[str, int, int] | None:
@@ -74,10 +73,6 @@ def tensor_nbytes(entry: TensorEntry, sizes: dict[int, tuple[int, int]]) -> int:
     return n // block * size
 
 
-def _pad(n: int, align: int) -> int:
-    return (n + align - 1) // align * align
-
-
 @dataclass
 class Shard:
     path: Path
@@ -105,7 +100,7 @@ def read_shard(path: Path, sizes: dict[int, tuple[int, int]] | None = None, labe
     alignment = info.metadata.get("general.alignment", 32)
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1) or alignment > 1 << 16:
         raise GGUFError(f"invalid GGUF file: {label} has general.alignment {alignment!r}")
-    data_start = _pad(layout.header_end, alignment)
+    data_start = pad(layout.header_end, alignment)
     nbytes = []
     for t in layout.entries:
         n = tensor_nbytes(t, sizes)
@@ -142,11 +137,6 @@ def check_shards(shards: Sequence[Shard]) -> None:
         raise GGUFError(f"{shards[0].label}: split.tensors.count is {want!r} but the shards hold {total} tensors")
 
 
-def _string(s: str) -> bytes:
-    b = s.encode()
-    return struct.pack("<Q", len(b)) + b
-
-
 def merge_shards(paths: Sequence[Path], write: Callable[[bytes], object],
                  progress: Callable[[int], None] | None = None, labels: Sequence[str] | None = None) -> int:
     """Write the one-file GGUF that ``paths`` (shards, first to last) split; return its size.
@@ -160,42 +150,23 @@ def merge_shards(paths: Sequence[Path], write: Callable[[bytes], object],
     check_shards(shards)
     first = shards[0]
     align = first.alignment
-    kept = [(k, a, b) for k, a, b in first.layout.kv_spans if k not in SPLIT_KEYS]
-    n_tensors = sum(len(s.layout.entries) for s in shards)
-    header = [b"GGUF", struct.pack("<IQQ", 3, n_tensors, len(kept))]
+    kvs = []
     with open(first.path, "rb") as f:
-        for _, start, end in kept:
-            f.seek(start)
-            header.append(f.read(end - start))
-    offset = 0
-    for s in shards:
-        for e, n in zip(s.layout.entries, s.nbytes):
-            header += [_string(e.name), struct.pack(f"<I{len(e.shape)}QIQ", len(e.shape), *e.shape, e.ggml_type, offset)]
-            offset += _pad(n, align)
-    head = b"".join(header)
-    head += b"\0" * (_pad(len(head), align) - len(head))
+        for key, start, end in first.layout.kv_spans:
+            if key not in SPLIT_KEYS:
+                f.seek(start)
+                kvs.append(f.read(end - start))
+    head = header(kvs, [(t.name, t.shape, t.ggml_type, n) for s in shards for t, n in zip(s.layout.entries, s.nbytes)],
+                  align)
     write(head)
     written = len(head)
-    buf = bytearray(_COPY_BLOCK)
-    view = memoryview(buf)
     for s in shards:
         with open(s.path, "rb") as f:
-            for e, n in zip(s.layout.entries, s.nbytes):
-                f.seek(s.data_start + e.offset)
-                left = n
-                while left:
-                    got = f.readinto(view[:min(left, _COPY_BLOCK)])
-                    if not got:
-                        raise GGUFError(f"{s.label} shrank while it was being merged")
-                    write(bytes(view[:got]))
-                    left -= got
-                    written += got
-                    if progress is not None:
-                        progress(got)
-                pad = _pad(n, align) - n
-                if pad:
-                    write(b"\0" * pad)
-                    written += pad
+            for t, n in zip(s.layout.entries, s.nbytes):
+                try:
+                    written += copy_data(f, s.data_start + t.offset, n, align, write, progress)
+                except EOFError:
+                    raise GGUFError(f"{s.label} shrank while it was being merged") from None
     return written
 
 

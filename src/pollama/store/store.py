@@ -107,6 +107,15 @@ class Store:
                 self.write_blob_stream(iter(lambda: src.read(CHUNK), b""), expected=digest)
         return Layer(media_type, digest, path.stat().st_size, from_=from_)
 
+    def adopt_file(self, path: Path) -> tuple[str, int]:
+        """Move a finished file (written in the blobs directory) into the store under its
+        digest; return ``(digest, size)``."""
+        digest = sha256_file(path)
+        size = path.stat().st_size
+        os.chmod(path, 0o644)
+        os.replace(path, self.blob_path(digest))
+        return digest, size
+
     def read_blob(self, digest: str, limit: int = 64 << 20) -> bytes:
         path = self.blob_path(digest)
         try:
