@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,22 @@ def test_bundled_import_is_offline_and_idempotent(store: Store) -> None:
     assert store.entry(name).digest == first
     model_blob = store.blob_path(store.entry(name).manifest.first(mt.MT_MODEL).digest)  # type: ignore[union-attr]
     assert model_blob.stat().st_size == 98_362_432
+
+
+def test_startup_prune_removes_stale_partials_and_temp_files_only_after_the_grace_period(tiny_store: Store) -> None:
+    old = time.time() - 2 * 3600
+    digest = "sha256-" + "d" * 64
+    stale = [tiny_store.blobs / f"{digest}-partial", tiny_store.blobs / f"{digest}-partial-0",
+             tiny_store.blobs / ".tmp-abandoned"]
+    fresh = [tiny_store.blobs / ("sha256-" + "e" * 64 + "-partial"), tiny_store.blobs / ".tmp-writing"]
+    for p in stale + fresh:
+        p.write_bytes(b"x")
+    for p in stale:
+        os.utime(p, (old, old))
+    (tiny_store.blobs / "splits").mkdir()  # not ours to touch
+    orphan = tiny_store.write_blob_bytes(b"orphan", "x")
+    os.utime(tiny_store.blob_path(orphan.digest), (old, old))
+    kept = {p.name for p in tiny_store.blobs.iterdir()} - {p.name for p in stale} - {orphan.digest.replace(":", "-")}
+    tiny_store.prune_startup()
+    assert {p.name for p in tiny_store.blobs.iterdir()} == kept  # the model's blobs, fresh partials, the dir
+    assert all(p.exists() for p in fresh) and tiny_store.has_model(ModelName.parse("tiny"))

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -224,8 +225,12 @@ class Store:
                 pass
         return removed
 
-    def prune_startup(self) -> None:
-        """Ollama's start-up clean-up: unreferenced blobs older than an hour, empty dirs."""
+    def prune_startup(self, grace: float = 3600.0) -> None:
+        """Ollama's start-up clean-up: unreferenced blobs, and files in ``blobs/`` that are no
+        blob (an abandoned pull's ``-partial`` files, a crashed write's ``.tmp-`` file), each
+        left alone until ``grace`` seconds old — a pull in progress (here or in another process)
+        writes its blobs before its manifest, and a recent partial download can still resume."""
+        self._prune_strays(grace)
         if not self.manifests.exists():
             return
         for name in self._walk_names():
@@ -233,7 +238,21 @@ class Store:
                 self.read_manifest(name)
             except InvalidManifest:
                 return  # a corrupt manifest: don't risk deleting what it might reference
-        self.prune_blobs(min_age=3600)
+        self.prune_blobs(min_age=grace)
+
+    def _prune_strays(self, grace: float) -> None:
+        if not self.blobs.is_dir():
+            return
+        now = time.time()
+        for p in self.blobs.iterdir():
+            if p.name.startswith("sha256-") and len(p.name) == 71 and valid_digest(p.name.replace("-", ":", 1)):
+                continue
+            try:
+                st = p.lstat()
+                if stat.S_ISREG(st.st_mode) and now - st.st_mtime >= grace:
+                    p.unlink()
+            except OSError:
+                pass
         for d in sorted(self.manifests.rglob("*"), key=lambda p: len(p.parts), reverse=True):
             if d.is_dir():
                 self._prune_dirs(d)
