@@ -19,6 +19,7 @@ MODULES = [
     "pollama.store.gguf_split",
     "pollama.store.gguf_write",
     "pollama.store.quantize",
+    "pollama.testing.ledger",
 ]
 
 

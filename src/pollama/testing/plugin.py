@@ -13,7 +13,8 @@ Fixtures
 
 Options: ``--llm-url``, ``--llm-model``, ``--llm-record PATH``, ``--llm-replay PATH``,
 ``--llm-replay-realtime``, ``--llm-inconclusive {fail,xfail,warn}`` (default ``fail``: strict),
-``--llm-confidence`` (default 0.95). Marker: ``llm``.
+``--llm-confidence`` (default 0.95), ``--llm-ledger PATH`` (the flakiness ledger,
+:mod:`pollama.testing.ledger`). Markers: ``llm``, ``llm_quarantine(until=, reason=)``.
 
 Nothing starts unless a test requests one of these fixtures, and importing the plugin imports
 only the standard library and pytest (it is loaded in every pytest run).
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL = "smollm2:135m"
 _SUMMARY_KEY = pytest.StashKey[list[tuple[str, str, str]]]()
+_LEDGER_KEY = pytest.StashKey["_LedgerRun"]()
+_ENTRY_KEY = pytest.StashKey[dict[str, Any]]()
+LLM_FIXTURES = frozenset({"llm", "ollama_client", "llm_server", "llm_url", "llm_model"})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,11 +58,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="what an INCONCLUSIVE measurement does (default: fail)")
     group.addoption("--llm-confidence", default=0.95, type=float,
                     help="confidence level of intervals and verdicts (default 0.95)")
+    group.addoption("--llm-ledger", default=None, metavar="PATH",
+                    help="append every LLM test's outcome, with its attributed cause, to this JSONL history "
+                         "and classify each test as stable-pass, stable-fail or flaky (with drift alarms)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "llm: the test talks to an LLM through the pollama.testing fixtures")
+    config.addinivalue_line("markers", "llm_quarantine(until, reason=''): keep running and recording this "
+                                       "test, but report its failures as xfail until the date (YYYY-MM-DD)")
     config.stash[_SUMMARY_KEY] = []
+    ledger = config.getoption("--llm-ledger", None)
+    if ledger:
+        config.stash[_LEDGER_KEY] = _LedgerRun(Path(ledger))
     if config.getoption("--llm-record", None) and config.getoption("--llm-replay", None):
         raise pytest.UsageError("--llm-record and --llm-replay cannot be used together")
     conf = config.getoption("--llm-confidence", 0.95)
@@ -162,7 +174,11 @@ def _make_llm(url: str, model: str, transport: Transport, config: pytest.Config,
 @pytest.fixture
 def llm(llm_server: LLMServer, llm_model: str, _llm_transport: Transport, request: pytest.FixtureRequest) -> LLM:
     """A measuring client for the model under test (typed results, server timings, TTFT)."""
-    return _make_llm(llm_server.url, llm_model, _llm_transport, request.config, request.node)  # type: ignore[arg-type,unused-ignore]
+    made = _make_llm(llm_server.url, llm_model, _llm_transport, request.config, request.node)  # type: ignore[arg-type,unused-ignore]
+    run = request.config.stash.get(_LEDGER_KEY, None)
+    if run is not None and run.digest is None:
+        run.model, run.digest = llm_model, str(made.info().get("digest") or "")  # once a session
+    return made
 
 
 @pytest.fixture
@@ -174,10 +190,95 @@ def ollama_client(llm: LLM) -> Callable[..., dict[str, Any]]:
     return tutorial_call(llm)
 
 
+class _LedgerRun:
+    """This session's ledger: the history read at the start, the entries of this run."""
+
+    def __init__(self, path: Path) -> None:
+        from pollama.testing.ledger import Ledger, now_iso
+
+        self.ledger = Ledger(path)
+        self.history = self.ledger.load()
+        self.entries: list[Any] = []
+        self.run = f"{now_iso()}-{os.getpid()}"
+        self.model = ""
+        self.digest: str | None = None
+
+
+def _is_llm_test(item: pytest.Item) -> bool:
+    return item.get_closest_marker("llm") is not None or bool(LLM_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    mark = item.get_closest_marker("llm_quarantine")
+    if mark is not None and report.when == "call" and report.failed:
+        import datetime as dt
+
+        from pollama.testing.ledger import quarantine_until
+
+        until = quarantine_until(mark.kwargs.get("until", mark.args[0] if mark.args else ""))
+        reason = str(mark.kwargs.get("reason", ""))
+        item.stash.setdefault(_ENTRY_KEY, {})["quarantined"] = True
+        if dt.date.today() <= until:
+            report.outcome = "skipped"
+            report.wasxfail = f"quarantined until {until}" + (f": {reason}" if reason else "")
+            report.user_properties.append(("llm:quarantine", f"until {until}"))
+        else:
+            report.sections.append(("llm quarantine", f"the quarantine of this test expired on {until}"))
+            report.user_properties.append(("llm:quarantine", f"expired {until}"))
+    run = item.config.stash.get(_LEDGER_KEY, None)
+    if run is None or not _is_llm_test(item):
+        return report
+    state = item.stash.setdefault(_ENTRY_KEY, {})
+    state["duration"] = state.get("duration", 0.0) + report.duration
+    failed = report.failed or bool(state.get("quarantined") and report.when == "call" and call.excinfo)
+    if failed and "cause" not in state and call.excinfo is not None:
+        from pollama.testing.ledger import attribute
+
+        exc = call.excinfo.value
+        state["cause"] = attribute(exc, report.when)
+        state["error"] = f"{type(exc).__name__}: {exc}"[:500]
+    if report.when == "call" and report.passed and not failed:
+        state["passed"] = True
+    if report.when == "teardown":
+        _record(item, run, state, report)
+    return report
+
+
+def _record(item: pytest.Item, run: _LedgerRun, state: dict[str, Any], report: pytest.TestReport) -> None:
+    from pollama.testing.ledger import Entry, classify, now_iso
+
+    if "cause" not in state and not state.get("passed"):
+        return  # skipped, or an xfail the test asked for: nothing decided
+    entry = Entry(item.nodeid, "failed" if "cause" in state else "passed", state.get("cause"), run.model,
+                  run.digest or "", run.run, now_iso(), round(state.get("duration", 0.0), 3), state.get("error", ""))
+    run.entries.append(entry)
+    status = classify([e for e in run.history if e.test == item.nodeid] + [entry])[item.nodeid]
+    report.user_properties.append(("llm:ledger", status.describe()))
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     rows = config.stash.get(_SUMMARY_KEY, [])
-    if not rows:
+    if rows:
+        terminalreporter.section("LLM measurements (pollama)")
+        for nodeid, verdict, line in rows:
+            terminalreporter.write_line(f"{verdict:<12} {nodeid}: {line}")
+    run = config.stash.get(_LEDGER_KEY, None)
+    if run is None:
         return
-    terminalreporter.section("LLM measurements (pollama)")
-    for nodeid, verdict, line in rows:
-        terminalreporter.write_line(f"{verdict:<12} {nodeid}: {line}")
+    from pollama.testing.ledger import classify
+
+    run.ledger.append(run.entries)
+    history = run.ledger.load()
+    statuses = classify(history, float(config.getoption("--llm-confidence", 0.95)))
+    ran = [statuses[t] for t in dict.fromkeys(e.test for e in run.entries)]
+    terminalreporter.section(f"LLM flakiness ledger ({run.ledger.path}: {len(history)} runs recorded)")
+    for st in ran:
+        if st.kind != "stable-pass" or st.drift or st.infrastructure:
+            terminalreporter.write_line(st.describe())
+    stable = sum(1 for st in ran if st.kind == "stable-pass" and not st.drift and not st.infrastructure)
+    if stable:
+        terminalreporter.write_line(f"stable-pass: {stable} test(s) with no model failure in their history")
+    if run.ledger.skipped:
+        terminalreporter.write_line(f"({run.ledger.skipped} unreadable ledger line(s) skipped)")
