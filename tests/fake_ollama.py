@@ -30,6 +30,7 @@ WORDS = "sea wave salt wind moon tide shell foam blue deep light song dawn sand"
 class FakeOllama:
     token_delay: float = 0.0
     seed_ignored: bool = False
+    num_predict_ignored: bool = False  # generate past the requested cap (a misbehaving server)
     batch_variance: bool = False
     first_call_differs: bool = False
     persona: str = "guessing"
@@ -63,6 +64,8 @@ class FakeOllama:
         else:
             rng = random.Random(seed if seed is not None and not self.seed_ignored else next(self._noise))
             words = [rng.choice(WORDS) for _ in range(int(opts.get("num_predict", 8)))]
+        if self.num_predict_ignored:
+            words += ["more"] * 5
         if self.batch_variance and concurrent:
             words[-1] = f"slot{slot}"  # the numerics depend on the request's place in the batch
         return " ".join(words)

@@ -39,7 +39,7 @@ def test_probe_prints_a_summary_table_and_writes_three_reports(reports: tuple[Pa
     d = json.loads((out / "probe-fake-1.json").read_text())
     assert d["model"] == "fake:1" and d["fingerprint"]["server_version"] == "0.0.0-fake"
     checks = {c["name"]: c for c in d["checks"]}
-    assert checks["seed honoured"]["verdict"] == "PASS"
+    assert checks["seed honoured"]["verdict"] == "PASS" and checks["num_predict honoured"]["verdict"] == "PASS"
     assert checks["schema validity (format)"]["verdict"] == "PASS"
     assert checks["schema validity (prompt)"]["verdict"] == "FAIL"
     assert checks["answers as if context existed rate (ambiguous prompts)"]["verdict"] == "FAIL"
@@ -104,3 +104,11 @@ def test_report_renders_in_headless_chromium(reports: tuple[Path, str], tmp_path
     assert non_white_fraction(data) > 0.05  # not blank
     # the plot area (below the summary) carries blue bars, not just text
     assert non_white_fraction(data, (0, 900, 1280, 2000)) > 0.05
+
+
+def test_the_num_predict_canary_catches_a_server_that_overruns_the_cap(tmp_path: Path) -> None:
+    with BackgroundServer(FakeOllama(num_predict_ignored=True).app()) as server:
+        r = CliRunner().invoke(cli, ["probe", "fake:1", "--url", server.url, "--samples", "2", "-o", str(tmp_path)])
+    checks = {c["name"]: c for c in json.loads((tmp_path / "probe-fake-1.json").read_text())["checks"]}
+    assert r.exit_code == 0 and checks["num_predict honoured"]["verdict"] == "FAIL"
+    assert checks["num_predict honoured"]["estimate"] == 0.0 and checks["num_predict honoured"]["n"] >= 2

@@ -152,6 +152,7 @@ def build_checks(run: ProbeRun) -> list[Check]:
         checks.append(Check("1. the call works", rate_measurement(
             "complete non-empty answers", ok, len(calls), s.works_at_least, "at_least", s.confidence,
             knob="--works-at-least")))
+        checks.append(Check("1. the call works", _cap_honoured(calls, s.latency_num_predict)))
     if run.latency:
         for metric, q, kw in (("ttft", 50, {"at_most": s.ttft_p50_at_most}),
                               ("gen_rate", 50, {"at_least": s.gen_rate_p50_at_least})):
@@ -179,6 +180,19 @@ def build_checks(run: ProbeRun) -> list[Check]:
         m = run.clarification.measure("answers", at_most=s.over_inference_at_most)
         checks.append(Check("4. ambiguity is over-inferred", _with_knob(m, "--over-inference-at-most")))
     return checks
+
+
+def _cap_honoured(calls: list[Result], cap: int) -> Measurement:
+    """A canary: every call asked for at most ``cap`` tokens; did the server stop there? An exact
+    property (one overrun is a FAIL); INCONCLUSIVE when the server reports no ``eval_count``."""
+    counts = [r.final.get("eval_count") for r in calls]
+    known = [c for c in counts if isinstance(c, int)]
+    if not known:
+        return Measurement("num_predict honoured", math.nan, (math.nan, math.nan), 0, Verdict.INCONCLUSIVE, 1.0,
+                           "at_least", knob="a server that reports eval_count")
+    val = sum(c <= cap for c in known) / len(known)
+    return Measurement("num_predict honoured", val, (val, val), len(known), Verdict.PASS if val == 1.0 else Verdict.FAIL,
+                       1.0, "at_least", knob=f"n/a (exact: eval_count <= {cap})")
 
 
 def _with_knob(m: Measurement, knob: str) -> Measurement:
