@@ -20,6 +20,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from pollama.errors import GGUFError
@@ -137,6 +138,7 @@ class GGUFLayout:
 
 
 _BLOCK = 1 << 20
+_U64 = struct.Struct("<Q")
 
 
 class _Reader:
@@ -181,9 +183,10 @@ class _Reader:
             raise GGUFError(f"invalid GGUF file: string of {n} bytes exceeds limit of {MAX_STRING}")
         return self.take(n).decode("utf-8", errors="replace")
 
-    def strings(self, n: int) -> list[str]:
+    def strings(self, n: int, keep: bool = True) -> list[str]:
         """``n`` length-prefixed strings, parsed from blocks of up to 1 MiB (a vocabulary holds
-        tens of thousands: one bounded read per string made a model's first load ~0.3 s slower)."""
+        tens of thousands: one bounded read per string made a model's first load ~0.3 s slower);
+        with ``keep=False`` they are only walked over (and checked), not decoded."""
         out: list[str] = []
         buf, pos = b"", 0
 
@@ -196,16 +199,23 @@ class _Reader:
             buf = buf[pos:] + self.take(min(room, max(missing, _BLOCK)) if room >= missing else missing)
             pos = 0
 
+        unpack = _U64.unpack_from
+        append = out.append
         try:
-            for _ in range(n):
-                need(8)
-                length = int.from_bytes(buf[pos:pos + 8], "little")
+            for _ in range(n):  # the hot loop of a model's metadata: checks inlined, no calls
+                if len(buf) - pos < 8:
+                    need(8)
+                (length,) = unpack(buf, pos)
                 pos += 8
                 if length > MAX_STRING:
                     raise GGUFError(f"invalid GGUF file: string of {length} bytes exceeds limit of {MAX_STRING}")
-                need(length)
-                out.append(buf[pos:pos + length].decode("utf-8", errors="replace"))
-                pos += length
+                end = pos + length
+                if end > len(buf):
+                    need(length)
+                    end = pos + length
+                if keep:
+                    append(buf[pos:end].decode("utf-8", "replace"))
+                pos = end
         finally:
             self.give_back(len(buf) - pos)
         return out
@@ -217,11 +227,27 @@ class _Reader:
             self.read_total -= n
             self.remaining += n
 
-    def value(self, vtype: int, depth: int = 0) -> Any:
+    def skip(self, n: int) -> None:
+        """Pass over ``n`` bytes with the same bounds as :meth:`take`, without reading them."""
+        if n < 0 or self.read_total + n > self.limit:
+            raise GGUFError("invalid GGUF file: metadata exceeds size limit")
+        if n > self.remaining:
+            raise GGUFError(f"invalid GGUF file: unexpected end of file ({n} bytes needed, {self.remaining} left)")
+        self.f.seek(n, os.SEEK_CUR)
+        self.read_total += n
+        self.remaining -= n
+
+    def value(self, vtype: int, depth: int = 0, keep: bool = True) -> Any:
+        """A value of type ``vtype``; with ``keep=False`` it is checked and passed over (None)."""
         if vtype in _SCALARS:
             return self.scalar(*_SCALARS[vtype])
         if vtype == _STRING:
-            return self.string()
+            if keep:
+                return self.string()
+            n = self.u64()
+            if n > MAX_STRING:
+                raise GGUFError(f"invalid GGUF file: string of {n} bytes exceeds limit of {MAX_STRING}")
+            return self.skip(n)
         if vtype == _ARRAY:
             if depth > 2:
                 raise GGUFError("invalid GGUF file: arrays nested too deeply")
@@ -230,11 +256,15 @@ class _Reader:
                 raise GGUFError(f"invalid GGUF file: array of {n} elements exceeds limit of {MAX_ARRAY}")
             if etype in _SCALARS:
                 fmt, size = _SCALARS[etype]
+                if not keep:
+                    return self.skip(size * n)
                 raw = self.take(size * n)
                 return list(struct.unpack(f"<{n}{fmt[1]}", raw))
             if etype == _STRING:
-                return self.strings(n)
-            return [self.value(etype, depth + 1) for _ in range(n)]
+                out = self.strings(n, keep)
+                return out if keep else None
+            items = [self.value(etype, depth + 1, keep) for _ in range(n)]
+            return items if keep else None
         raise GGUFError(f"invalid GGUF file: unknown value type {vtype}")
 
 
@@ -255,8 +285,11 @@ def is_gguf(path: str | Path) -> bool:
         return False
 
 
-def parse_gguf(f: BinaryIO, *, with_tensors: bool = True, layout: GGUFLayout | None = None) -> GGUFInfo:
-    """Parse from ``f``'s position; ``layout``, when given, is filled with byte positions."""
+def parse_gguf(f: BinaryIO, *, with_tensors: bool = True, layout: GGUFLayout | None = None,
+               keep: Callable[[str], bool] | None = None) -> GGUFInfo:
+    """Parse from ``f``'s position; ``layout``, when given, is filled with byte positions; with
+    ``keep``, only the keys it accepts get their values decoded (the rest are checked and passed
+    over: a tool that rewrites a file needs a handful of keys, not the vocabulary)."""
     r = _Reader(f, MAX_METADATA_BYTES)
     if r.take(4) != b"GGUF":
         raise GGUFError("supplied file was not in GGUF format")
@@ -270,7 +303,10 @@ def parse_gguf(f: BinaryIO, *, with_tensors: bool = True, layout: GGUFLayout | N
     for _ in range(n_kv):
         start = f.tell() if layout is not None else 0
         key = r.string()
-        info.metadata[key] = r.value(r.u32())
+        if keep is None or keep(key):
+            info.metadata[key] = r.value(r.u32())
+        else:
+            r.value(r.u32(), keep=False)
         if layout is not None:
             layout.kv_spans.append((key, start, f.tell()))
     if not with_tensors:

@@ -84,6 +84,12 @@ class Shard:
     nbytes: list[int]  # per tensor-table row
 
 
+def _needed(key: str) -> bool:
+    """The keys a merge or a quantization reads (the vocabulary is only walked over)."""
+    return (key.startswith("split.") or key in ("general.alignment", "general.architecture", "general.file_type")
+            or key.endswith(".expert_count"))
+
+
 def read_shard(path: Path, sizes: dict[int, tuple[int, int]] | None = None, label: str | None = None) -> Shard:
     """Parse one shard and check that every tensor's bytes lie inside it."""
     sizes = sizes if sizes is not None else _type_sizes()
@@ -91,7 +97,7 @@ def read_shard(path: Path, sizes: dict[int, tuple[int, int]] | None = None, labe
     layout = GGUFLayout()
     try:
         with open(path, "rb") as f:
-            info = parse_gguf(f, layout=layout)
+            info = parse_gguf(f, layout=layout, keep=_needed)
             file_size = os.fstat(f.fileno()).st_size
     except OSError as e:
         raise GGUFError(f"could not read {label}: {e.strerror or e}") from e

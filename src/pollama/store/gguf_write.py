@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 GGUF_VERSION = 3
 COPY_BLOCK = 1 << 20
@@ -49,10 +49,13 @@ def header(kvs: Sequence[bytes], tensors: Sequence[tuple[str, tuple[int, ...], i
     return head + b"\0" * (pad(len(head), align) - len(head))
 
 
-def copy_data(f: BinaryIO, start: int, nbytes: int, align: int, write: Callable[[bytes], object],
+def copy_data(f: BinaryIO, start: int, nbytes: int, align: int, write: Callable[[Any], object],
               progress: Callable[[int], None] | None = None) -> int:
     """Copy ``nbytes`` of tensor data from ``f`` at ``start``, then pad to ``align``, in 1 MiB
-    blocks; return the bytes written. A file that ends early raises :class:`EOFError`."""
+    blocks; return the bytes written. A file that ends early raises :class:`EOFError`.
+
+    ``write`` receives views of one reused buffer: it must consume them before returning (a
+    file's or a hash's ``write``/``update`` does), not keep them."""
     f.seek(start)
     view = memoryview(bytearray(min(COPY_BLOCK, max(nbytes, 1))))
     left = nbytes
@@ -60,7 +63,7 @@ def copy_data(f: BinaryIO, start: int, nbytes: int, align: int, write: Callable[
         got = f.readinto(view[:min(left, len(view))])  # type: ignore[attr-defined]
         if not got:
             raise EOFError(f"{left} bytes missing at offset {start + nbytes - left}")
-        write(bytes(view[:got]))
+        write(view[:got])
         left -= got
         if progress is not None:
             progress(got)
