@@ -319,3 +319,30 @@ async def test_create_refuses_an_incomplete_or_mismatched_split(client: httpx.As
         "tiny-Q8_0-00002-of-00003.gguf: its metadata says shard 3 of 3 (split.no 2, split.count 3)")
     assert not tiny_store.has_model(ModelName.parse("half")) and not tiny_store.has_model(ModelName.parse("swapped"))
     assert all(tiny_store.has_blob(d) for d in digests)  # a refused create removes nothing uploaded
+
+
+async def test_a_client_that_goes_away_stops_the_quantizer_and_leaves_nothing(tiny_store: Store,
+                                                                              tmp_path: Path) -> None:
+    from pollama.engine.create import _quantize
+    from pollama.store.manifest import Layer
+
+    src = float_model(tmp_path / "f16.gguf")
+    layer = tiny_store.import_file(src, "application/vnd.ollama.image.model")
+    got: list[Layer] = []
+    steps = _quantize(tiny_store, layer, "F16", "Q4_K_M", got.append)
+    first = await steps.__anext__()
+    assert first["status"] == "quantizing F16 model to Q4_K_M" and first["completed"] == 0
+    await steps.aclose()  # what the server does when the client disconnects
+    assert got == [] and not list(tiny_store.blobs.glob(".tmp-*"))
+    assert _quantizer_processes() == []
+
+
+def _quantizer_processes() -> list[int]:
+    out = []
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit() and b"pollama.store.quantize" in (p / "cmdline").read_bytes():
+                out.append(int(p.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            pass
+    return out

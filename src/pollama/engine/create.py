@@ -363,9 +363,9 @@ async def _quantize(store: Store, layer: Layer, source_type: str, target: str,
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pollama.store.quantize", str(store.blob_path(layer.digest)), str(tmp), target,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    errors = asyncio.ensure_future(proc.stderr.read())
     try:
-        assert proc.stdout is not None and proc.stderr is not None
-        errors = asyncio.ensure_future(proc.stderr.read())
         yield {"status": status, "digest": "0" * 19, "total": layer.size, "completed": 0}
         async for line in proc.stdout:
             try:
@@ -383,4 +383,6 @@ async def _quantize(store: Store, layer: Layer, source_type: str, target: str,
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+        if not errors.done():
+            errors.cancel()
         tmp.unlink(missing_ok=True)
