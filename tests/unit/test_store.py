@@ -133,6 +133,9 @@ def test_startup_prune_removes_stale_partials_and_temp_files_only_after_the_grac
     orphan = tiny_store.write_blob_bytes(b"orphan", "x")
     os.utime(tiny_store.blob_path(orphan.digest), (old, old))
     kept = {p.name for p in tiny_store.blobs.iterdir()} - {p.name for p in stale} - {orphan.digest.replace(":", "-")}
+    empty = tiny_store.manifests / "registry.ollama.ai" / "library" / "gone"
+    empty.mkdir(parents=True)  # a model's directory left empty: removed too
     tiny_store.prune_startup()
+    assert not empty.exists() and not empty.parent.joinpath("gone").exists()
     assert {p.name for p in tiny_store.blobs.iterdir()} == kept  # the model's blobs, fresh partials, the dir
     assert all(p.exists() for p in fresh) and tiny_store.has_model(ModelName.parse("tiny"))

@@ -239,6 +239,9 @@ class Store:
             except InvalidManifest:
                 return  # a corrupt manifest: don't risk deleting what it might reference
         self.prune_blobs(min_age=grace)
+        for d in sorted(self.manifests.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if d.is_dir():
+                self._prune_dirs(d)
 
     def _prune_strays(self, grace: float) -> None:
         if not self.blobs.is_dir():
@@ -253,9 +256,6 @@ class Store:
                     p.unlink()
             except OSError:
                 pass
-        for d in sorted(self.manifests.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-            if d.is_dir():
-                self._prune_dirs(d)
 
     # ---- helpers -----------------------------------------------------------------------
 
