@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from pollama.api.client import APIError, Client
-from pollama.store.gguf_split import shard_names, split_name
+from pollama.store.gguf_split import missing_text, shard_names, split_name
 
 _DIGEST = re.compile(r"^@?sha256[:-][0-9a-fA-F]{64}$")
 BLOCK = 1 << 20
@@ -72,7 +72,7 @@ def _shard_set(folder: Path, prefix: str, count: int) -> list[Path]:
     paths = [folder / n for n in shard_names(prefix, count)]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
-        raise CreateError(f"{folder / prefix}: split GGUF is incomplete, missing {', '.join(missing)}")
+        raise CreateError(f"{folder / prefix}: split GGUF is incomplete, missing {missing_text(missing)}")
     return paths
 
 

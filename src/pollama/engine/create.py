@@ -38,7 +38,7 @@ from pollama.api.types import CreateRequest
 from pollama.errors import BlobNotFound, InvalidModelName, InvalidOption, InvalidRequest, ModelNotFound
 from pollama.store import manifest as mt
 from pollama.store.gguf import GGUFInfo, human_number, read_gguf
-from pollama.store.gguf_split import merge_into_store, shard_names, split_name
+from pollama.store.gguf_split import merge_into_store, missing_text, shard_names, split_name
 from pollama.store.quantize import check_source, parse_target
 from pollama.store.manifest import Layer, Manifest
 from pollama.store.store import Store, normalize_digest
@@ -116,11 +116,12 @@ def _split_groups(files: list[tuple[str, str]]
         shards[no] = digest
     groups = []
     for (prefix, count), shards in sets.items():
-        missing = [shard_names(PurePosixPath(prefix).name, count)[i - 1] for i in range(1, count + 1) if i not in shards]
-        if missing:
-            raise InvalidRequest(f"split GGUF {PurePosixPath(prefix).name} is incomplete: missing {', '.join(missing)}")
         base = PurePosixPath(prefix).name
-        groups.append((f"{base}.gguf", [shards[i] for i in range(1, count + 1)], shard_names(base, count)))
+        names = shard_names(base, count)
+        missing = [names[i - 1] for i in range(1, count + 1) if i not in shards]
+        if missing:
+            raise InvalidRequest(f"split GGUF {base} is incomplete: missing {missing_text(missing)}")
+        groups.append((f"{base}.gguf", [shards[i] for i in range(1, count + 1)], names))
     return single, groups
 
 

@@ -53,6 +53,16 @@ def shard_names(prefix: str, count: int) -> list[str]:
     return [f"{prefix}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1)]
 
 
+def missing_text(names: Sequence[str], shown: int = 3) -> str:
+    """A short list of missing shard names (a hostile ``-of-99999`` must not make a 3 MB message).
+
+    >>> missing_text(["a", "b"]), missing_text([str(i) for i in range(10)])
+    ('a, b', '0, 1, 2 and 7 more')
+    """
+    head = ", ".join(names[:shown])
+    return head if len(names) <= shown else f"{head} and {len(names) - shown} more"
+
+
 def _type_sizes() -> dict[int, tuple[int, int]]:
     from gguf.constants import GGML_QUANT_SIZES  # ggml's block sizes: (elements, bytes) per block
 
@@ -193,5 +203,5 @@ def merge_into_store(store: Store, paths: Sequence[Path], progress: Callable[[in
     return Layer(MT_MODEL, layer.digest, layer.size)
 
 
-__all__ = ["SPLIT_KEYS", "check_shards", "merge_into_store", "merge_shards", "read_shard", "shard_names",
+__all__ = ["SPLIT_KEYS", "check_shards", "merge_into_store", "merge_shards", "missing_text", "read_shard", "shard_names",
            "split_name", "tensor_nbytes"]

@@ -95,8 +95,8 @@ def _more_bits(i: int, n: int) -> bool:
 
 def _quantizable(t: TensorEntry) -> bool:
     name = t.name
-    if not name.endswith("weight") or len(t.shape) < 2:
-        return False
+    if not name.endswith("weight") or len(t.shape) < 2 or 0 in t.shape:
+        return False  # (an empty tensor has nothing to quantize: copied as it is)
     if ("v." in name and "_v." not in name) or "mm." in name:
         return False  # vision tower and projector
     skip = ("_norm.weight", "ffn_gate_inp.weight", "ssm_conv1d.weight", "time_mix_first.weight",
@@ -280,6 +280,9 @@ def main(argv: list[str]) -> int:
             quantize_file(src, out.write, target, report)
     except (GGUFError, InvalidRequest, OSError) as e:
         print(getattr(e, "message", None) or str(e), file=sys.stderr)
+        return 1
+    except Exception as e:  # a bug, or a file our checks let through: one clear last line
+        print(f"unexpected {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     return 0
 
