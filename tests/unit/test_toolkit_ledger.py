@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,7 +102,26 @@ def test_expired(llm):
     assert [(x["test"].split("::")[1], x["outcome"], x["cause"]) for x in rows] == [
         ("test_held", "failed", "model"), ("test_expired", "failed", "model")]  # both still recorded
     bad = pytest_run(tmp_path, "--llm-url", fake_url, suite=suite.replace(str(tomorrow), "soon"))
-    assert "llm_quarantine(until=...) needs a date like 2027-01-31, not 'soon'" in bad.stdout
+    assert bad.returncode == 4 and "INTERNALERROR" not in bad.stdout + bad.stderr
+    assert ("test_suite.py::test_held: llm_quarantine(until=...) needs a date like 2027-01-31, not 'soon'"
+            in bad.stdout + bad.stderr)
+
+
+def test_a_ledger_that_cannot_be_read_or_written_is_said_plainly(tmp_path: Path, fake_url: str) -> None:
+    suite = "import pytest\n\n@pytest.mark.llm\ndef test_x():\n    pass\n"
+    (tmp_path / "adir").mkdir()
+    unreadable = pytest_run(tmp_path, "--llm-ledger", "adir", suite=suite)
+    assert unreadable.returncode == 4 and "--llm-ledger adir: cannot read it (Is a directory)" in unreadable.stderr
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro" / "l.jsonl").write_text("")
+    (tmp_path / "ro" / "l.jsonl").chmod(0o444)
+    if os.access(tmp_path / "ro" / "l.jsonl", os.W_OK):  # root ignores file modes: use a path under a file
+        target = "ro/l.jsonl/inside.jsonl"
+    else:
+        target = "ro/l.jsonl"
+    r = pytest_run(tmp_path, "--llm-ledger", target, suite=suite)
+    assert r.returncode == 0 and "1 passed" in r.stdout
+    assert f"could not write {target}" in r.stdout and "this run's 1 result(s) were not recorded" in r.stdout
 
 
 @pytest.mark.parametrize(("exc", "phase", "cause"), [

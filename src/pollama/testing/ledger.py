@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -166,7 +166,7 @@ class Ledger:
         if not self.path.exists():
             return []
         with open(self.path, encoding="utf-8", errors="replace") as f:
-            lines = f.readlines()[-MAX_LINES:]
+            lines = deque(f, maxlen=MAX_LINES)  # the newest lines; memory bounded whatever the file
         out = []
         for line in lines:
             if not line.strip():

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from pollama.testing.cassette import Cassette
     from pollama.testing.client import LLM, Transport
     from pollama.testing.server import LLMServer
@@ -39,6 +41,7 @@ DEFAULT_MODEL = "smollm2:135m"
 _SUMMARY_KEY = pytest.StashKey[list[tuple[str, str, str]]]()
 _LEDGER_KEY = pytest.StashKey["_LedgerRun"]()
 _ENTRY_KEY = pytest.StashKey[dict[str, Any]]()
+_QUARANTINE_KEY = pytest.StashKey["date"]()
 LLM_FIXTURES = frozenset({"llm", "ollama_client", "llm_server", "llm_url", "llm_model"})
 
 
@@ -70,7 +73,23 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SUMMARY_KEY] = []
     ledger = config.getoption("--llm-ledger", None)
     if ledger:
-        config.stash[_LEDGER_KEY] = _LedgerRun(Path(ledger))
+        try:
+            config.stash[_LEDGER_KEY] = _LedgerRun(Path(ledger))
+        except OSError as exc:
+            raise pytest.UsageError(f"--llm-ledger {ledger}: cannot read it ({exc.strerror or exc})") from None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A malformed ``llm_quarantine`` is a usage error named at collection, not a crash later."""
+    from pollama.testing.ledger import quarantine_until
+
+    for item in items:
+        mark = item.get_closest_marker("llm_quarantine")
+        if mark is not None:
+            try:
+                item.stash[_QUARANTINE_KEY] = quarantine_until(mark.kwargs.get("until", mark.args[0] if mark.args else ""))
+            except ValueError as exc:
+                raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
     if config.getoption("--llm-record", None) and config.getoption("--llm-replay", None):
         raise pytest.UsageError("--llm-record and --llm-replay cannot be used together")
     conf = config.getoption("--llm-confidence", 0.95)
@@ -212,12 +231,10 @@ def _is_llm_test(item: pytest.Item) -> bool:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     mark = item.get_closest_marker("llm_quarantine")
-    if mark is not None and report.when == "call" and report.failed:
+    if mark is not None and report.when == "call" and report.failed and _QUARANTINE_KEY in item.stash:
         import datetime as dt
 
-        from pollama.testing.ledger import quarantine_until
-
-        until = quarantine_until(mark.kwargs.get("until", mark.args[0] if mark.args else ""))
+        until = item.stash[_QUARANTINE_KEY]
         reason = str(mark.kwargs.get("reason", ""))
         item.stash.setdefault(_ENTRY_KEY, {})["quarantined"] = True
         if dt.date.today() <= until:
@@ -269,10 +286,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     from pollama.testing.ledger import classify
 
-    run.ledger.append(run.entries)
+    try:
+        run.ledger.append(run.entries)
+    except OSError as exc:
+        terminalreporter.section("LLM flakiness ledger")
+        terminalreporter.write_line(f"could not write {run.ledger.path} ({exc.strerror or exc}): "
+                                    f"this run's {len(run.entries)} result(s) were not recorded")
+        return
     history = run.ledger.load()
     statuses = classify(history, float(config.getoption("--llm-confidence", 0.95)))
-    ran = [statuses[t] for t in dict.fromkeys(e.test for e in run.entries)]
+    ran = [statuses[t] for t in dict.fromkeys(e.test for e in run.entries) if t in statuses]
     terminalreporter.section(f"LLM flakiness ledger ({run.ledger.path}: {len(history)} runs recorded)")
     for st in ran:
         if st.kind != "stable-pass" or st.drift or st.infrastructure:
