@@ -76,55 +76,55 @@ def manifest_json(store: Store, name: str) -> dict[str, Any]:
     return json.loads(store.manifest_path(ModelName.parse(name)).read_bytes())
 
 
+def _copy_metadata(reader: Any, writer: GGUFWriter, skip: tuple[str, ...] = ()) -> None:
+    """Every key/value of ``reader`` into ``writer`` (the writer adds the architecture itself)."""
+    from gguf import GGUFValueType
+
+    for f in reader.fields.values():
+        if f.name.startswith("GGUF.") or f.name in ("general.architecture", "general.alignment", *skip):
+            continue
+        vtype = f.types[0]
+        writer.add_key_value(f.name, f.contents(), vtype, sub_type=f.types[-1] if vtype == GGUFValueType.ARRAY else None)
+
+
+def _write_out(writer: GGUFWriter) -> None:
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
 def split_gguf(src: Path, out_dir: Path, prefix: str, shards: int) -> list[Path]:
     """Cut ``src`` into ``shards`` files the way llama.cpp's tools do, with the ``gguf`` package's
     own split writer (``<prefix>-00001-of-0000N.gguf`` …, ``split.*`` keys) — an independent
     producer for the tests of pollama's merge."""
-    from gguf import GGUFReader, GGUFValueType
+    from gguf import GGUFReader
 
     reader = GGUFReader(src)
     per = -(-len(reader.tensors) // shards)
     writer = GGUFWriter(out_dir / f"{prefix}.gguf", str(reader.get_field("general.architecture").contents()),
                         split_max_tensors=per)
-    for f in reader.fields.values():
-        if f.name.startswith("GGUF.") or f.name in ("general.architecture", "general.alignment"):
-            continue
-        vtype = f.types[0]
-        sub = f.types[-1] if vtype == GGUFValueType.ARRAY else None
-        writer.add_key_value(f.name, f.contents(), vtype, sub_type=sub)
+    _copy_metadata(reader, writer)
     for t in reader.tensors:
         writer.add_tensor(t.name, t.data, raw_shape=t.data.shape, raw_dtype=t.tensor_type)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    _write_out(writer)
     out = sorted(out_dir.glob(f"{prefix}-*-of-*.gguf"))
     assert len(out) == shards, out
     return out
 
 
 def dequantized_gguf(src: Path, dst: Path) -> Path:
-    """``src`` with every quantized tensor expanded to F16 (1-D tensors to F32), with the ``gguf``
-    package's own dequantizers — an F16 model to quantize, where only quantized ones are bundled."""
-    from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType
+    """``src`` with every tensor expanded to F16 (1-D tensors to F32), with the ``gguf`` package's
+    own dequantizers — an F16 model to quantize, where only quantized ones are bundled."""
+    from gguf import GGUFReader
     from gguf.quants import dequantize
 
     reader = GGUFReader(src)
     writer = GGUFWriter(dst, str(reader.get_field("general.architecture").contents()))
-    for f in reader.fields.values():
-        if f.name.startswith("GGUF.") or f.name in ("general.architecture", "general.alignment", "general.file_type"):
-            continue
-        vtype = f.types[0]
-        writer.add_key_value(f.name, f.contents(), vtype, sub_type=f.types[-1] if vtype == GGUFValueType.ARRAY else None)
+    _copy_metadata(reader, writer, skip=("general.file_type",))
     writer.add_file_type(1)  # F16
     for t in reader.tensors:
         data = dequantize(t.data, t.tensor_type)
-        if t.tensor_type in (GGMLQuantizationType.F32, GGMLQuantizationType.F16) and len(t.shape) == 1:
-            writer.add_tensor(t.name, data.astype(np.float32))
-        else:
-            writer.add_tensor(t.name, data.astype(np.float32 if data.ndim == 1 else np.float16))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+        writer.add_tensor(t.name, data.astype(np.float32 if data.ndim == 1 else np.float16))
+    _write_out(writer)
     return dst
